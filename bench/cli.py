@@ -1,0 +1,106 @@
+"""Command line: ``bench list | crosscheck | speed | train | run | report | check``.
+
+Each subcommand parses its flags here and delegates to ``<module>.<function>(args)`` in the module that
+owns the concept (imported lazily so ``bench --help`` stays fast). A :class:`bench.errors.BenchError`
+becomes one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from bench import __version__
+from bench.errors import BenchError
+
+
+def _add_data_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="cifar10", help="cifar10 (default) or digits")
+    p.add_argument("--data", default="npz", choices=["npz", "torchvision"],
+                   help="npz: the shipped files in $BENCH_DATA_DIR (default); torchvision: its CIFAR10 files")
+    p.add_argument("--n", type=int, default=None, help="evaluate the first N images in canonical order")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--version", action="version", version=f"bench {__version__}")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("list", help="list attacks, models or suites")
+    p.add_argument("what", choices=["attacks", "models", "suites"])
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'pgd*'")
+    p.set_defaults(handler="bench.listing:list_command")
+
+    p = sub.add_parser("crosscheck", help="compare our kernels with torchattacks and ART on one model")
+    p.add_argument("--model", default="tiny-digits",
+                   help="a zoo model name, 'tiny-digits' (trained on the fly), or PATH.pt:builder")
+    p.add_argument("--attacks", default="all", help="comma-separated attack names (default: all)")
+    p.add_argument("--json", dest="json_path", default=None, help="write the comparison to this JSON file")
+    _add_data_flags(p)
+    p.set_defaults(handler="bench.reference:crosscheck_command", n=128)
+
+    p = sub.add_parser("speed", help="time our kernels against torchattacks, ART and the hardware limit")
+    p.add_argument("--json", dest="json_path", default=None, help="write the timings to this JSON file")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=3, help="timed repetitions (median is reported)")
+    p.add_argument("--quick", action="store_true", help="small CNN only (skip WRN and suite timings)")
+    _add_data_flags(p)
+    p.set_defaults(handler="bench.speed:speed_command")
+
+    p = sub.add_parser("train", help="train a model card's checkpoint (resumable)")
+    p.add_argument("name", help="model card name (see `bench list models`)")
+    p.add_argument("--epochs", type=int, default=None, help="override the card's epochs")
+    p.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
+    p.add_argument("--out", default=None, help="checkpoint path (default: the card's)")
+    p.add_argument("--update-card", action="store_true", help="write sha256, time and accuracy into the card")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch that passes this")
+    p.add_argument("--batch-size", type=int, default=None)
+    _add_data_flags(p)
+    p.set_defaults(handler="bench.train:train_command")
+
+    p = sub.add_parser("run", help="evaluate models under an attack suite and write records + leaderboard")
+    p.add_argument("--models", default="all", help="all, comma-separated names, or a glob ('smoothing*')")
+    p.add_argument("--suite", default=None, help="attack suite (see `bench list suites`)")
+    p.add_argument("--out", default=None, help="output directory (default results/latest)")
+    p.add_argument("--full-matrix", action="store_true", help="attack every clean-correct sample with every attack")
+    p.add_argument("--diagnose", action="store_true", help="run the gradient-masking diagnostics")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--workers", type=int, default=None, help="launch N local torchrun processes")
+    p.add_argument("--no-report", action="store_true", help="write records only")
+    _add_data_flags(p)
+    p.set_defaults(handler="bench.evaluate:run_command")
+
+    p = sub.add_parser("report", help="redraw leaderboard and figures from records (runs no attack)")
+    p.add_argument("dir", help="a results directory written by `bench run`")
+    p.set_defaults(handler="bench.report:report_command")
+
+    p = sub.add_parser("check", help="re-measure committed results; exit 1 when robust accuracy drifts")
+    p.add_argument("--results", default=None, help="committed results directory (default results/ci)")
+    p.add_argument("--models", default=None, help="restrict to these models")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(handler="bench.check:check_command")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``bench`` console script."""
+    args = build_parser().parse_args(argv)
+    module, func = args.handler.split(":")
+    try:
+        handler = getattr(importlib.import_module(module), func)
+        rc = handler(args)
+    except BenchError as e:
+        print(f"bench {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"bench {args.command}: interrupted; finished work is kept, rerun to continue", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
