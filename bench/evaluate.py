@@ -1,0 +1,509 @@
+"""The robustness matrix: every model x every attack x every sample, with early exit.
+
+``evaluate(model, x, y, attacks)`` returns a :class:`bench.results.Matrix` (samples x attacks: robust flag,
+perturbation norm, adversarial prediction and confidence; the clean pass; wall time per attack; inference
+ms/image at batch 1 and 256). ``bench run`` (:func:`run_command`) does it for every selected zoo model and
+writes records, matrices and the leaderboard (see :mod:`bench.results` for the directory layout).
+
+Modes (recorded in every row's ``mode``):
+  * ``early-exit`` (default): only clean-correct samples are attacked, and the attacks run as a cascade,
+    cheapest first (:func:`bench.suites.attack_cost`): a sample that an earlier attack already fooled is not
+    attacked again. The worst-case column is exact (every sample meets every attack until one fools it), and
+    so is the first attack of the cascade. A later attack's own column is NOT redefined: its flags are
+    ``-1`` (not evaluated) on the samples skipped, so its accuracy is known only within bounds, reported as
+    ``count`` (lower bound: known robust) and ``count_hi`` (upper bound: known robust + not evaluated), with
+    ``accuracy = count_hi / n`` and ``exact = False``. The leaderboard prints such a column as ``<= hi``.
+  * ``full-matrix`` (``--full-matrix``, and suites whose columns are independent such as ``eps-sweep``): every
+    clean-correct sample meets every attack; every column is exact.
+
+Seeding (results independent of sharding): samples are processed in blocks of ``batch_size`` consecutive
+positions; for each block and attack, the generator of the attack (random starts, noise) and the torch RNG of
+a stochastic model are seeded from ``(seed, column label, canonical id of the block's first sample)``. A
+shard whose boundaries are multiples of ``batch_size`` therefore reproduces exactly the single-process
+numbers. Stochastic models are evaluated with single stochastic forward passes under those seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shlex
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.attacks.base import Attack, frozen_eval, perturbation_norm
+from bench.attacks.eot import is_stochastic
+from bench.errors import BenchError
+from bench.results import (
+    NOT_EVALUATED,
+    Matrix,
+    cell_path,
+    load_cell,
+    matrix_path,
+    provenance,
+    read_records,
+    record_rows,
+    safe_name,
+    save_cell,
+    write_records,
+)
+from bench.suites import DEFAULT_SUITE, Entry, Suite, attack_cost, get_suite
+from bench.utils import REPO_ROOT, make_generator, resolve_device, write_json_atomic
+
+N_EXAMPLES = 8  # adversarial example images kept per (model, attack) cell: up to 4 robust + 4 fooled
+FULL_COMMAND = "bench run --models all --suite standard --out results/standard"
+
+
+# ----------------------------------------------------------------------------------------------- seeding
+def derive_seed(seed: int, *parts: object) -> int:
+    """A 63-bit seed from ``seed`` and any labels (sha256: stable across runs, machines and Python)."""
+    text = "|".join(str(p) for p in (seed, *parts))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") & ((1 << 63) - 1)
+
+
+@contextmanager
+def seeded(seed: int, device: torch.device):
+    """Torch's global RNG seeded with ``seed`` inside the block, the caller's RNG state restored after."""
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def detect_stochastic(model: nn.Module, x: torch.Tensor, device: torch.device, seed: int = 0) -> bool:
+    """True when two forward passes on the first 64 images give different logits (seeded, so the answer is
+    reproducible and the caller's RNG is untouched)."""
+    with seeded(derive_seed(seed, "stochastic-check"), device):
+        return is_stochastic(model, x[:64].to(device))
+
+
+def inference_ms(
+    model: nn.Module, x: torch.Tensor, device: torch.device, seed: int = 0
+) -> tuple[float, float]:
+    """Clean inference time in ms per image at batch 1 (mean of 16 single images after 2 warm-ups) and at
+    batch 256 (best of 2 passes after a warm-up; the images repeated up to 256)."""
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    k = min(16, len(x))
+    big = x[torch.arange(256) % len(x)].to(device)
+    with frozen_eval(model), torch.inference_mode(), seeded(seed, device):
+        for i in range(2):
+            model(x[i % len(x):i % len(x) + 1].to(device))
+        sync()
+        t0 = time.perf_counter()
+        for i in range(k):
+            model(x[i:i + 1].to(device))
+        sync()
+        b1 = (time.perf_counter() - t0) * 1000 / k
+        model(big)
+        times = []
+        for _ in range(2):
+            sync()
+            t0 = time.perf_counter()
+            model(big)
+            sync()
+            times.append(time.perf_counter() - t0)
+        b256 = min(times) * 1000 / 256
+    return b1, b256
+
+
+# ----------------------------------------------------------------------------------------------- cell cache
+@dataclass
+class CellCache:
+    """Finished (model, attack) cells under ``DIR/cells/<model>/``; ``key`` fixes the configuration they
+    belong to (model checkpoint, data, seed, batch size, mode). A cell of another configuration is an error,
+    never silently mixed in."""
+
+    out: Path
+    model: str
+    key: dict = field(default_factory=dict)
+
+    def get(self, label: str, key: dict) -> dict[str, np.ndarray] | None:
+        found = load_cell(cell_path(self.out, self.model, label))
+        if found is None:
+            return None
+        arrays, meta = found
+        want = json.loads(json.dumps({**self.key, **key}, default=str))
+        if meta.get("key") != want:
+            diff = sorted(k for k in set(want) | set(meta.get("key", {}))
+                          if want.get(k) != meta.get("key", {}).get(k))
+            where = self.out / "cells" / safe_name(self.model)
+            raise BenchError(
+                f"{cell_path(self.out, self.model, label)} was computed with a different configuration "
+                f"({', '.join(diff)} differ): use another --out, or delete {where}")
+        return arrays
+
+    def put(self, label: str, key: dict, arrays: dict[str, np.ndarray]) -> None:
+        save_cell(cell_path(self.out, self.model, label), arrays, {"key": {**self.key, **key}})
+
+
+# ----------------------------------------------------------------------------------------------- evaluate
+def _normalise_attacks(attacks) -> tuple[list[tuple[str, Attack]], dict, bool]:
+    """(label, Attack) pairs, aggregates and the suite's full-matrix flag from any accepted input."""
+    if isinstance(attacks, str):
+        attacks = get_suite(attacks)
+    if isinstance(attacks, Suite):
+        return list(attacks.attacks().items()), dict(attacks.aggregates), attacks.full_matrix
+    if isinstance(attacks, Mapping):
+        return list(attacks.items()), {}, False
+    pairs = []
+    for a in attacks:
+        if isinstance(a, Entry):
+            pairs.append((a.label, a.build()))
+        elif isinstance(a, tuple):
+            pairs.append(a)
+        else:
+            pairs.append((a.name, a))
+    return pairs, {}, False
+
+
+def _spec(attack: Attack) -> dict:
+    return {"kernel": attack.name, "params": attack.params(), "norm": attack.norm, "eps": attack.budget,
+            "eps_effective": attack.effective_eps(), "spec": attack.spec(), "cost": attack_cost(attack)}
+
+
+def _to_uint8(x: torch.Tensor) -> np.ndarray:
+    return (x.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def _clean_pass(model, x, y, index, batch_size, seed, device, progress, desc) -> dict[str, np.ndarray]:
+    from tqdm import tqdm
+
+    n = len(x)
+    pred = np.zeros(n, np.int64)
+    conf = np.zeros(n, np.float32)
+    probs = None
+    t0 = time.perf_counter()
+    with frozen_eval(model), torch.inference_mode(), \
+            tqdm(total=n, desc=desc, unit="img", leave=False, disable=not progress) as bar:
+        for start in range(0, n, batch_size):
+            sl = slice(start, min(n, start + batch_size))
+            with seeded(derive_seed(seed, "clean", int(index[start])), device):
+                p = torch.softmax(model(x[sl].to(device)).float(), 1).cpu()
+            if probs is None:
+                probs = np.zeros((n, p.shape[1]), np.float16)
+            c, k = p.max(1)
+            pred[sl], conf[sl], probs[sl] = k.numpy(), c.numpy(), p.numpy().astype(np.float16)
+            bar.update(sl.stop - sl.start)
+    seconds = time.perf_counter() - t0
+    b1, b256 = inference_ms(model, x, device, seed)
+    return {"pred": pred, "conf": conf, "probs": probs, "seconds": np.float64(seconds),
+            "ms_b1": np.float64(b1), "ms_b256": np.float64(b256)}
+
+
+def _attack_column(model, attack, label, x, y, index, targets, batch_size, seed, device, progress,
+                   desc) -> dict[str, np.ndarray]:
+    """Attack the samples where ``targets`` is True; flags -1 elsewhere (the caller fills known zeros)."""
+    from tqdm import tqdm
+
+    n = len(x)
+    robust = np.full(n, NOT_EVALUATED, np.int8)
+    norm = np.full(n, np.nan, np.float32)
+    raw_norm = np.full(n, np.nan, np.float32)
+    pred = np.full(n, -1, np.int16)
+    conf = np.full(n, np.nan, np.float32)
+    kind = attack.norm if attack.norm in ("linf", "l2") else "linf"
+    ex: dict[str, list] = {"index": [], "clean": [], "adv": [], "pred": [], "conf": [], "robust": []}
+    kept = {0: 0, 1: 0}
+    seconds = 0.0
+    with tqdm(total=int(targets.sum()), desc=desc, unit="img", leave=False, disable=not progress) as bar:
+        for start in range(0, n, batch_size):
+            pos = np.arange(start, min(n, start + batch_size))
+            sel = pos[targets[pos]]
+            if not len(sel):
+                continue
+            s = derive_seed(seed, label, int(index[start]))
+            sel_t = torch.from_numpy(sel)
+            xb, yb = x[sel_t].to(device), y[sel_t].to(device)
+            t0 = time.perf_counter()
+            with seeded(s, device):
+                x_adv = attack(model, xb, yb, generator=make_generator(s, device))
+                with frozen_eval(model), torch.inference_mode():
+                    p = torch.softmax(model(x_adv).float(), 1)
+            c, k = p.max(1)
+            ok = (k == yb).cpu().numpy()
+            seconds += time.perf_counter() - t0
+            robust[sel] = ok.astype(np.int8)
+            norm[sel] = perturbation_norm(x_adv, xb, kind).cpu().numpy()
+            last = getattr(attack, "last_norms", None)  # minimum-norm attacks (CW): unthresholded norms
+            if last is not None and len(last) == len(sel):
+                raw_norm[sel] = last.detach().float().cpu().numpy()
+            pred[sel], conf[sel] = k.cpu().numpy(), c.cpu().numpy()
+            for flag in (1, 0):  # keep the first robust and the first fooled examples, by position
+                take = np.nonzero(ok == flag)[0][: N_EXAMPLES // 2 - kept[flag]]
+                if len(take):
+                    kept[flag] += len(take)
+                    t = torch.from_numpy(take)
+                    ex["index"].append(index[sel[take]])
+                    ex["clean"].append(_to_uint8(xb[t]))
+                    ex["adv"].append(_to_uint8(x_adv[t]))
+                    ex["pred"].append(k[t].cpu().numpy())
+                    ex["conf"].append(c[t].cpu().numpy())
+                    ex["robust"].append(np.full(len(take), flag, np.int8))
+            bar.update(len(sel))
+    arrays = {"robust": robust, "norm": norm, "raw_norm": raw_norm, "pred": pred, "conf": conf,
+              "seconds": np.float64(seconds)}
+    for k, v in ex.items():
+        arrays[f"ex_{k}"] = np.concatenate(v) if v else np.zeros((0,), np.int64)
+    if not ex["clean"]:
+        shape = (0, *x.shape[2:], x.shape[1])
+        arrays["ex_clean"] = arrays["ex_adv"] = np.zeros(shape, np.uint8)
+    return arrays
+
+
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attacks: Suite | str | Mapping[str, Attack] | Sequence[Attack | Entry | tuple[str, Attack]],
+    *,
+    full_matrix: bool = False,
+    batch_size: int = 256,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    stochastic: bool | None = None,
+    index: torch.Tensor | np.ndarray | None = None,
+    name: str = "model",
+    cache: CellCache | None = None,
+    aggregates: Mapping[str, list[str]] | None = None,
+) -> Matrix:
+    """The per-sample robustness matrix of ``model`` on images ``x`` (float32 NCHW in [0, 1]), labels ``y``.
+
+    ``attacks``: a suite (or its name), ``{label: Attack}``, or a list of attacks / suite entries. The
+    default is early exit (module docstring); ``full_matrix=True`` attacks every clean-correct sample with
+    every attack. ``index`` gives the canonical sample ids (default 0..N-1; they seed each block of
+    ``batch_size`` positions). ``stochastic`` None detects it (two forward passes differ). ``cache`` makes the
+    evaluation resumable per (model, attack) cell. Also accepts any plain ``nn.Module``.
+    """
+    device = torch.device(device) if not isinstance(device, torch.device) else device
+    if batch_size < 1:
+        raise BenchError(f"batch size must be >= 1, got {batch_size}")
+    pairs, suite_aggregates, suite_full = _normalise_attacks(attacks)
+    labels = [label for label, _ in pairs]
+    if len(set(labels)) != len(labels):
+        raise BenchError(f"duplicate attack labels {labels}")
+    full_matrix = full_matrix or suite_full
+    aggregates = dict(aggregates or suite_aggregates)
+    mode = "full-matrix" if full_matrix else "early-exit"
+    x = x.detach().float().cpu()
+    y = y.detach().long().cpu()
+    index = np.arange(len(x), dtype=np.int64) if index is None else np.asarray(index, dtype=np.int64)
+    if not (len(x) == len(y) == len(index)) or len(x) == 0:
+        raise BenchError(f"evaluate needs as many images, labels and ids (> 0): "
+                         f"{len(x)}, {len(y)}, {len(index)}")
+    model = model.to(device)
+    if stochastic is None:
+        stochastic = detect_stochastic(model, x, device, seed)
+    ids = hashlib.sha256(index.tobytes() + y.numpy().tobytes()).hexdigest()[:16]
+    base_key = {"samples": ids, "n": len(x), "seed": seed, "batch_size": batch_size, "mode": mode,
+                "stochastic": bool(stochastic)}
+
+    key = {**base_key, "label": "clean"}
+    clean = cache.get("clean", key) if cache else None
+    if clean is None:
+        clean = _clean_pass(model, x, y, index, batch_size, seed, device, progress, f"{name} clean")
+        if cache:
+            cache.put("clean", key, clean)
+    correct = clean["pred"] == y.numpy()
+
+    specs = {label: _spec(a) for label, a in pairs}
+    order = list(range(len(pairs))) if full_matrix else sorted(
+        range(len(pairs)), key=lambda j: specs[pairs[j][0]]["cost"])
+    cols: dict[str, dict[str, np.ndarray]] = {}
+    fooled = ~correct  # known non-robust so far (clean-incorrect, then fooled by an earlier attack)
+    prefix: list[str] = []
+    for j in order:
+        label, attack = pairs[j]
+        key = {**base_key, "label": label, "attack": specs[label]["spec"],
+               "after": [] if full_matrix else list(prefix)}
+        col = cache.get(label, key) if cache else None
+        if col is None:
+            targets = correct if full_matrix else ~fooled
+            col = _attack_column(model, attack, label, x, y, index, targets, batch_size, seed, device,
+                                 progress, f"{name} {label}")
+            col["robust"][~correct] = 0  # misclassified clean: not robust by definition (exact)
+            if cache:
+                cache.put(label, key, col)
+        cols[label] = col
+        fooled = fooled | (col["robust"] == 0)
+        prefix.append(specs[label]["spec"])
+
+    n, a = len(x), len(pairs)
+    stack = {k: np.stack([cols[label][k] for label in labels], 1) if a else np.zeros((n, 0))
+             for k in ("robust", "norm", "raw_norm", "pred", "conf")}
+    meta = {"model": name, "mode": mode, "seed": seed, "batch_size": batch_size,
+            "stochastic": bool(stochastic),
+            "specs": specs, "order": [labels[j] for j in order], "aggregates": aggregates,
+            "clean_seconds": float(clean["seconds"]), "ms_per_image_b1": float(clean["ms_b1"]),
+            "ms_per_image_b256": float(clean["ms_b256"]), "device": str(device)}
+    return Matrix(index=index, y=y.numpy(), labels=labels, clean_pred=clean["pred"].astype(np.int64),
+                  clean_conf=clean["conf"], clean_probs=clean["probs"],
+                  robust=stack["robust"].astype(np.int8), norm=stack["norm"].astype(np.float32),
+                  raw_norm=stack["raw_norm"].astype(np.float32),
+                  pred=stack["pred"].astype(np.int16), conf=stack["conf"].astype(np.float32),
+                  seconds=np.array([float(cols[label]["seconds"]) for label in labels]), meta=meta)
+
+
+# ----------------------------------------------------------------------------------------------- bench run
+@dataclass
+class ModelSpec:
+    """A model to evaluate: its name, a loader (called once, lazily) and card facts for the records
+    (``checkpoint_sha256``, ``stochastic``, ``description``, ``data``)."""
+
+    name: str
+    load: Callable[[], nn.Module]
+    info: dict = field(default_factory=dict)
+
+
+RUN_KEYS = ("suite", "dataset", "n", "seed", "mode", "batch_size")
+
+
+def run_models(
+    models: Iterable[ModelSpec],
+    suite: Suite,
+    data,
+    out: str | Path,
+    *,
+    full_matrix: bool = False,
+    batch_size: int = 256,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    command: str = "",
+    log: Callable[[str], None] = print,
+) -> list[dict]:
+    """Evaluate each model on ``data`` (a :class:`bench.data.EvalSet`) under ``suite`` into ``out``, resuming
+    finished cells; records are rewritten after every model (so Ctrl-C keeps all finished models). Returns
+    the record rows of every model in ``out``."""
+    out = Path(out)
+    device = torch.device(device) if not isinstance(device, torch.device) else device
+    mode = "full-matrix" if (full_matrix or suite.full_matrix) else "early-exit"
+    run_info = {"suite": suite.name, "suite_description": suite.description, "dataset": data.name,
+                "n": len(data), "seed": seed, "mode": mode, "batch_size": batch_size,
+                "attacks": {e.label: e.build().spec() for e in suite.entries},
+                "aggregates": dict(suite.aggregates), "command": command,
+                **provenance(seed, str(device), data.source_sha256)}
+    if (out / "records.json").is_file():
+        old, _ = read_records(out)
+        bad = [k for k in RUN_KEYS if k in old and old[k] != run_info[k]]
+        if bad:
+            was = ", ".join(f"{k}={old[k]}" for k in bad)
+            now = ", ".join(f"{k}={run_info[k]}" for k in bad)
+            raise BenchError(f"{out} holds results of another configuration ({was}; this run: {now}): "
+                             "choose another --out")
+        run_info["commands"] = list(dict.fromkeys([*old.get("commands", []), command]))
+    else:
+        run_info["commands"] = [command]
+    for spec in models:
+        t0 = time.perf_counter()
+        model = spec.load()
+        info = {"name": spec.name, **spec.info}
+        write_json_atomic(out / "cells" / safe_name(spec.name) / "model.json", info)
+        key = {"checkpoint_sha256": info.get("checkpoint_sha256", ""), "dataset": data.name,
+               "data_sha256": data.source_sha256}
+        matrix = evaluate(model, data.x, data.y, suite, full_matrix=full_matrix, batch_size=batch_size,
+                          seed=seed, device=device, progress=progress,
+                          stochastic=True if info.get("stochastic") else None, index=data.index,
+                          name=spec.name, cache=CellCache(out, spec.name, key))
+        matrix.meta["checkpoint_sha256"] = info.get("checkpoint_sha256", "")
+        matrix.save(matrix_path(out, spec.name))
+        collect_records(out, run_info)
+        wc = matrix.worst_case()
+        log(f"{spec.name}: clean {100 * matrix.clean_correct.mean():.1f} %, worst case "
+            f"{100 * (wc == 1).mean():.1f} % over {', '.join(matrix.labels)} "
+            f"({time.perf_counter() - t0:.1f} s{', stochastic' if matrix.meta['stochastic'] else ''})")
+    return collect_records(out, run_info)
+
+
+def collect_records(out: str | Path, run_info: dict) -> list[dict]:
+    """Rebuild and write ``records.json``/``records.csv`` from every model matrix in ``out``."""
+    out = Path(out)
+    rows: list[dict] = []
+    for path in sorted((out / "matrices").glob("*.npz")):
+        matrix = Matrix.load(path)
+        info_path = out / "cells" / path.stem / "model.json"
+        info = (json.loads(info_path.read_text()) if info_path.is_file()
+                else {"name": matrix.meta.get("model")})
+        rows.extend(record_rows(matrix, info, run_info))
+    run_info = {**run_info, "models": list(dict.fromkeys(r["model"] for r in rows))}
+    write_records(out, rows, run_info)
+    return rows
+
+
+def select_cards(spec: str) -> list:
+    """Zoo cards for ``all``, comma-separated names or shell globs ('smoothing*'); in order, no repeats."""
+    from bench.zoo import get_card, list_cards
+
+    if spec.strip() in ("all", "*", ""):
+        return list_cards("*")
+    cards: dict[str, object] = {}
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        if any(ch in part for ch in "*?["):
+            found = list_cards(part)
+            if not found:
+                raise BenchError(f"no model matches {part!r}; see `bench list models`")
+        else:
+            found = [get_card(part)]
+        cards.update((c.name, c) for c in found)
+    return list(cards.values())
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``bench run``: evaluate zoo models under a suite, write records + matrices + leaderboard, print it."""
+    from bench.data import load_eval
+    from bench.zoo import load_model
+
+    if getattr(args, "workers", None) and args.workers > 1:
+        raise BenchError("--workers (torchrun sharding) is not available yet; run without it")
+    if getattr(args, "diagnose", False):
+        raise BenchError("--diagnose (gradient-masking diagnostics) is not available yet; run without it")
+    suite = get_suite(args.suite or DEFAULT_SUITE)
+    n = args.n if args.n is not None else suite.default_n
+    out = Path(args.out) if args.out else REPO_ROOT / "results" / "latest"
+    device = resolve_device(args.device)
+    cards = select_cards(args.models)
+    models = []
+    for card in cards:
+        if not card.trained:
+            print(f"note: skipping {card.name}: untrained (train it with `bench train {card.name}`)",
+                  file=sys.stderr)
+        elif card.data != args.dataset:
+            print(f"note: skipping {card.name}: a {card.data} model (this run: --dataset {args.dataset})",
+                  file=sys.stderr)
+        else:
+            models.append(ModelSpec(card.name, lambda c=card: load_model(c, device),
+                                    {"checkpoint_sha256": card.sha256, "stochastic": bool(card.stochastic),
+                                     "description": card.description, "data": card.data}))
+    if not models:
+        raise BenchError(f"no trained {args.dataset} model matches --models {args.models!r}; "
+                         "see `bench list models`")
+    data = load_eval(args.dataset, n, args.data)
+    command = "bench " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["run"] else "bench run"
+    t0 = time.perf_counter()
+    progress = not getattr(args, "quiet", False)
+    log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    run_models(models, suite, data, out, full_matrix=args.full_matrix, batch_size=args.batch_size,
+               seed=args.seed, device=device, progress=progress, command=command, log=log)
+    from bench import report
+
+    if not args.no_report:
+        report.write_report(out)
+    print(report.leaderboard_markdown(out, figures=False))
+    log(f"wrote {out} in {time.perf_counter() - t0:.1f} s"
+        + ("" if args.no_report else f"; leaderboard: {out / 'leaderboard.md'}"))
+    if suite.name != "standard" or n is not None:
+        log(f"this was a quick evaluation (suite {suite.name}, {len(data)} images); "
+            f"the full one: {FULL_COMMAND}")
+    return 0
