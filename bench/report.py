@@ -1,0 +1,226 @@
+"""``bench report DIR``: the leaderboard (markdown) and figures of a results directory, redrawn from its
+records, matrices and cells alone: no model is loaded and no attack runs.
+
+``leaderboard.md`` holds: the exact command(s), suite and provenance; a Table-1-style table (rows models;
+columns natural, PGD, FGSM, CW, worst case, then the suite's other columns; accuracy in % with the count of
+robust images); a Table-2-style table (per-sample intersection of L2 and L-inf PGD) when the suite has both;
+nominal vs effective budgets; timings; the warnings column with its footnotes; the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tabulate import tabulate
+
+from bench.results import Matrix, load, matrix_path, read_records, safe_name
+from bench.utils import atomic_path
+
+TABLE1_FIRST = ["clean", "PGD", "FGSM", "CW", "worst-case"]
+HEADERS = {"clean": "Natural", "worst-case": "Worst case"}
+TABLE2 = ("PGD-L2", "PGD", "PGD-L2+Linf")
+METHODS = "docs/methods.md"
+
+
+def _pct(row) -> str:
+    """'45.31 (116)' when exact; '<= 45.31 (>= 12.11) *' when the column is only bounded (early exit)."""
+    if row is None:
+        return "-"
+    if row["exact"]:
+        return f"{100 * row['accuracy']:.2f} ({row['count']})"
+    return f"<= {100 * row['accuracy']:.2f} (>= {100 * row['count'] / row['n']:.2f}) *"
+
+
+def _eps(v) -> str:
+    if v is None or v != v:
+        return "unbounded"
+    k = v * 255
+    return f"{v:.4g} ({k:.3g}/255)" if abs(k - round(k)) < 1e-6 or k < 40 else f"{v:.4g}"
+
+
+def _columns(df) -> list[str]:
+    present = list(dict.fromkeys(df["attack"]))
+    first = [c for c in TABLE1_FIRST if c in present]
+    return first + [c for c in present if c not in first]
+
+
+def table1(df) -> tuple[str, list[str]]:
+    """Markdown Table 1 (rows models) and the warning footnotes it refers to."""
+    cols = _columns(df)
+    notes: list[str] = []
+    rows = []
+    for model, g in df.groupby("model", sort=False):
+        by = {r["attack"]: r for r in g.to_dict("records")}
+        refs = []
+        for r in g.to_dict("records"):
+            for w in filter(None, (r.get("warnings") or "").split(";")):
+                text = f"{model} / {r['attack']}: {w.strip()}"
+                if text not in notes:
+                    notes.append(text)
+                refs.append(f"[{notes.index(text) + 1}]")
+        stoch = " (stochastic)" if g["stochastic"].any() else ""
+        flags = " ".join(dict.fromkeys(refs)) or "none"
+        rows.append([model + stoch] + [_pct(by.get(c)) for c in cols] + [flags])
+    headers = ["Model"] + [HEADERS.get(c, c) for c in cols] + ["Warnings"]
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), notes
+
+
+def table2(df) -> str | None:
+    """Markdown Table 2: L2 PGD, L-inf PGD and their per-sample intersection (never their sum)."""
+    if not set(TABLE2) <= set(df["attack"]):
+        return None
+    rows = []
+    for model, g in df.groupby("model", sort=False):
+        by = {r["attack"]: r for r in g.to_dict("records")}
+        a, b = by["PGD-L2"]["accuracy"], by["PGD"]["accuracy"]
+        rows.append([model, _pct(by.get("clean")), _pct(by["PGD-L2"]), _pct(by["PGD"]),
+                     _pct(by["PGD-L2+Linf"]), f"{100 * (a + b):.2f}"])
+    headers = ["Model", "Natural", "PGD L2", "PGD L-inf", "L2 and L-inf, per sample",
+               "sum of the two (the report's 114.6 % method: not an accuracy)"]
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def budget_table(df) -> tuple[str, list[str]]:
+    """Markdown table of each attack column's parameters with nominal and effective budget, plus plain
+    sentences for every column whose effective budget is below its nominal one."""
+    rows, sentences = [], []
+    attacks = df[(df["kernel"] != "aggregate") & (df["attack"] != "clean")].drop_duplicates("attack")
+    for r in attacks.to_dict("records"):
+        params = json.loads(r["params"] or "{}")
+        text = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+        rows.append([r["attack"], r["kernel"], r["norm"], _eps(r["eps"]), _eps(r["eps_effective"]), text])
+        eps, eff = r["eps"], r["eps_effective"]
+        if eps is not None and eff is not None and eff == eff and eff < eps - 1e-12:
+            steps, alpha = params.get("steps"), params.get("alpha")
+            how = (f"{steps} steps of {alpha:.4g} from the clean image (no random start) cannot leave a "
+                   f"{eff:.4g} box" if steps and alpha else "the attack cannot reach its nominal budget")
+            sentences.append(f"**{r['attack']}**: {how}: its nominal {r['norm']} budget {eps:.4g} is "
+                             f"effectively {_eps(eff)}. Compare it with attacks of budget {eff:.4g}, "
+                             f"not {eps:.4g}.")
+    headers = ["Column", "Attack", "Norm", "Nominal eps", "Effective eps", "Parameters"]
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), sentences
+
+
+def timing_table(df) -> str:
+    """Markdown table: clean ms/image at batch 1 and 256, seconds (images attacked) per attack, total."""
+    cols = [a for a in _columns(df)
+            if a != "clean" and (df.loc[df["attack"] == a, "kernel"] != "aggregate").all()]
+    rows = []
+    for model, g in df.groupby("model", sort=False):
+        by = {r["attack"]: r for r in g.to_dict("records")}
+        c = by.get("clean", {})
+        total = sum(by[a]["seconds"] or 0 for a in cols if a in by) + (c.get("seconds") or 0)
+        rows.append([model, _num(c.get("ms_per_image_b1"), 2), _num(c.get("ms_per_image_b256"), 3)]
+                    + [f"{by[a]['seconds']:.1f} ({by[a]['evaluated']})" if a in by else "-" for a in cols]
+                    + [f"{total:.1f}"])
+    headers = ["Model", "clean ms/img (batch 1)", "clean ms/img (batch 256)"] + \
+              [f"{a}: s (images attacked)" for a in cols] + ["total s"]
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _num(v, digits: int) -> str:
+    return "-" if v is None or v != v else f"{v:.{digits}f}"
+
+
+def _mode_text(run: dict) -> str:
+    if run.get("mode") == "full-matrix":
+        return ("full matrix: every clean-correct image met every attack, so every column is exact "
+                "(the worst case is their per-sample intersection)")
+    order = " -> ".join(run.get("order", [])) or "by cost"
+    return ("early exit: only clean-correct images are attacked, attacks run cheapest first "
+            f"({order}), and an image fooled by an earlier attack is not attacked again. The worst case is "
+            "exact. A later attack's own column is then known only within bounds: `<= hi (>= lo) *` "
+            "(hi counts the skipped images as robust, lo as fooled; both in records as `count_hi`, `count`). "
+            "Run with `--full-matrix` for exact per-attack columns")
+
+
+def leaderboard_markdown(out: str | Path, figures: bool = True, figure_notes: dict | None = None) -> str:
+    """The leaderboard of results directory ``out`` as markdown (read from its records only)."""
+    out = Path(out)
+    run, _ = read_records(out)
+    df = load(out)
+    t1, notes = table1(df)
+    lines = [f"# Leaderboard: suite `{run.get('suite')}` on {run.get('dataset')} ({run.get('n')} images)", ""]
+    cmds = run.get("commands") or [run.get("command")]
+    made = "; then ".join(f"`{c}`" for c in cmds if c)
+    lines += [f"Made by: {made} (redraw: `bench report {out}`)", ""]
+    lines += [f"Suite `{run.get('suite')}`: {run.get('suite_description', '')}.", "",
+              f"Mode: {_mode_text(run)}.", "",
+              f"Seed {run.get('seed')}, batch {run.get('batch_size')}, device {run.get('device')}; "
+              f"git {str(run.get('git_commit'))[:12]}, torch {run.get('torch_version')}, torchattacks "
+              f"{run.get('torchattacks_version')}, ART {run.get('art_version')}; data sha256 "
+              f"{str(run.get('data_sha256'))[:12]}; {run.get('date')}.", ""]
+    lines += ["## Robust accuracy (Table 1)", "",
+              "Accuracy in % of all evaluated images (count of robust images in brackets); an image counts "
+              "as robust only if it is classified correctly both clean and under the attack. Worst case: "
+              "robust to every attack of the suite, per image. 95 % Wilson intervals are in `records.csv` "
+              "(`ci_lo`, `ci_hi`).", "", t1, ""]
+    if not df["exact"].all():
+        lines += ["\\* early exit: this attack was not run on the images an earlier attack of the cascade "
+                  "had already fooled; its own accuracy lies between the two numbers shown.", ""]
+    lines += ["Warnings: " + ("none raised (diagnostics not run)" if not notes else ""), ""]
+    lines += [f"{i + 1}. {n}" for i, n in enumerate(notes)] + ([""] if notes else [])
+    t2 = table2(df)
+    if t2:
+        lines += ["## L2 and L-inf PGD per sample (Table 2)", "",
+                  "An image counts only if it survives both attacks (per-sample intersection, at most the "
+                  "smaller of the two). The report's Table 2 added the two accuracies (114.6 %): shown in "
+                  "the last column only to show that it is not an accuracy.", "", t2, ""]
+    bt, sentences = budget_table(df)
+    lines += ["## Budgets: nominal and effective", "", bt, ""] + [f"- {s}" for s in sentences]
+    lines += [""] if sentences else []
+    lines += ["## Time", "", "Wall time per attack (seconds, images attacked) and clean inference time per "
+              "image.", "", timing_table(df), ""]
+    if figures:
+        figure_notes = figure_notes or {}
+        lines += ["## Figures", ""]
+        for name, alt, caption in (
+            ("accuracy_vs_eps.png", "robust accuracy against eps", "Robust accuracy against eps" + (
+                f" ({figure_notes['eps']})" if figure_notes.get("eps") else "")),
+            ("confidence.png", "predicted-class probability", "Predicted-class probability on clean test "
+             "images: all (left) and correctly classified (right) (the report's Figure 3)"),
+        ):
+            if (out / "figures" / name).is_file():
+                lines += [f"{caption}:", "", f"![{alt}](figures/{name})", ""]
+        examples = sorted((out / "figures").glob("examples_*.png"))
+        if examples:
+            lines += ["Adversarial examples correctly (green) and incorrectly (red) classified, per attack "
+                      "(the report's Figure 2):", ""]
+            lines += [f"- [{p.stem.removeprefix('examples_')}](figures/{p.name})" for p in examples]
+            lines += ["", f"![examples]({'figures/' + examples[0].name})", ""]
+    lines += [f"Definitions: {METHODS} (robust accuracy, budgets, the report's mistakes).", ""]
+    return "\n".join(lines)
+
+
+def write_report(out: str | Path) -> Path:
+    """Redraw ``DIR/leaderboard.md`` and ``DIR/figures/*.png`` from the saved records, matrices and cells."""
+    from bench import figures
+
+    out = Path(out)
+    run, _ = read_records(out)
+    df = load(out)
+    fig_dir = out / "figures"
+    matrices: dict[str, Matrix] = {}
+    for model in dict.fromkeys(df["model"]):
+        path = matrix_path(out, model)
+        if path.is_file():
+            matrices[model] = Matrix.load(path)
+    classes = list(run.get("classes") or [])
+    for model, m in matrices.items():
+        figures.examples_figure(out, model, m, classes, fig_dir / f"examples_{safe_name(model)}.png")
+    figures.confidence_figure(matrices, fig_dir / "confidence.png")
+    _, eps_note = figures.eps_figure(df, fig_dir / "accuracy_vs_eps.png")
+    text = leaderboard_markdown(out, figures=True, figure_notes={"eps": eps_note})
+    path = out / "leaderboard.md"
+    with atomic_path(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def report_command(args: argparse.Namespace) -> int:
+    """``bench report DIR``: rewrite the leaderboard and figures of DIR and print the leaderboard."""
+    path = write_report(args.dir)
+    print(path.read_text())
+    return 0
