@@ -1,0 +1,178 @@
+"""``bench check``: re-measure committed results and fail when robust accuracy drifts.
+
+It reads a results directory (default ``results/ci``), rebuilds the exact suite, images, seeds, batch size and
+mode that its records name, re-evaluates every model in memory (the directory is not written) and compares
+each (model, column) row with the committed one:
+
+* deterministic model: the counts must be identical (``count`` and, under early exit, ``count_hi``);
+* stochastic model: each accuracy may move by at most ``TOLERANCE_SE`` = 3 binomial standard errors of the
+  committed accuracy, ``3 * sqrt(p (1 - p) / n)`` with ``p`` clipped to ``[1/n, 1 - 1/n]`` (about +-8.1 pp at
+  p = 0.5, n = 128), because its single stochastic passes are seeded but not bitwise reproducible across
+  machines and thread counts.
+
+A changed checkpoint (sha256), changed data, or an error while re-evaluating (e.g. an attack's budget
+assertion) is a failure too. Exit status 1 and a diff table on any failure, 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from tabulate import tabulate
+from torch import nn
+
+from bench.errors import BenchError
+from bench.results import read_records, record_rows
+from bench.suites import get_suite, suite_from_run
+from bench.utils import REPO_ROOT, resolve_device
+
+TOLERANCE_SE = 3.0
+DEFAULT_RESULTS = REPO_ROOT / "results" / "ci"
+
+
+def tolerance(p: float, n: int) -> float:
+    """Allowed absolute change of a stochastic model's accuracy: ``TOLERANCE_SE`` binomial standard errors."""
+    if n <= 0:
+        return 1.0
+    p = min(max(p, 1 / n), 1 - 1 / n)
+    return TOLERANCE_SE * math.sqrt(p * (1 - p) / n)
+
+
+def _zoo_loader(device) -> Callable[[str], tuple[nn.Module, str]]:
+    def load(name: str) -> tuple[nn.Module, str]:
+        from bench.zoo import get_card, load_model
+
+        card = get_card(name)
+        return load_model(card, device), card.sha256
+
+    return load
+
+
+def check(
+    results: str | Path = DEFAULT_RESULTS,
+    *,
+    models: list[str] | None = None,
+    device: str = "cpu",
+    model_loader: Callable[[str], nn.Module | tuple[nn.Module, str]] | None = None,
+    progress: bool = False,
+) -> list[dict]:
+    """Re-evaluate the models of committed ``results`` and compare; one dict per compared row with ``ok``.
+
+    ``model_loader(name)`` returns the model (or ``(model, checkpoint_sha256)``); default: the zoo card.
+    """
+    from bench.data import load_eval
+    from bench.evaluate import evaluate
+
+    results = Path(results)
+    if not (results / "records.json").is_file():
+        raise BenchError(f"no committed results in {results}: make them with "
+                         f"`bench run --models all --suite ci --out {results}`")
+    run, rows = read_records(results)
+    dev = resolve_device(device)
+    loader = model_loader or _zoo_loader(dev)
+    suite = suite_from_run(run)
+    notes = []
+    try:
+        current = {e.label: e.build().spec() for e in get_suite(run["suite"]).entries}
+        if current != run.get("attacks"):
+            notes.append(f"suite {run['suite']!r} has changed since these results; "
+                         "checked its committed definition")
+    except BenchError:
+        notes.append(f"suite {run['suite']!r} no longer exists; checked its committed definition")
+    data = load_eval(run["dataset"], run["n"], run.get("data_source", "npz"))
+    committed: dict[str, list[dict]] = {}
+    for r in rows:
+        committed.setdefault(r["model"], []).append(r)
+    names = list(committed)
+    if models:
+        unknown = sorted(set(models) - set(names))
+        if unknown:
+            raise BenchError(f"{results} has no results for {', '.join(unknown)} "
+                             f"(it has: {', '.join(names)})")
+        names = [m for m in names if m in models]
+    out: list[dict] = []
+    for name in names:
+        old = committed[name]
+        stochastic = bool(old[0]["stochastic"])
+        base = {"model": name, "stochastic": stochastic}
+        if data.source_sha256 != run.get("data_sha256"):
+            out.append({**base, "attack": "*", "ok": False, "note": "evaluation data changed (sha256)"})
+            continue
+        try:
+            loaded = loader(name)
+            model, sha = loaded if isinstance(loaded, tuple) else (loaded, old[0].get("checkpoint_sha256"))
+            if sha != old[0].get("checkpoint_sha256"):
+                out.append({**base, "attack": "*", "ok": False,
+                            "note": f"checkpoint changed: {str(old[0].get('checkpoint_sha256'))[:12]} -> "
+                                    f"{str(sha)[:12]}"})
+                continue
+            matrix = evaluate(model, data.x, data.y, suite, full_matrix=run.get("mode") == "full-matrix",
+                              batch_size=int(run["batch_size"]), seed=int(run["seed"]), device=dev,
+                              progress=progress, stochastic=stochastic or None, index=data.index, name=name)
+        except Exception as e:  # a broken kernel's own assertion is a failure, not a crash
+            where = traceback.extract_tb(e.__traceback__)[-1]
+            out.append({**base, "attack": "*", "ok": False,
+                        "note": f"error: {type(e).__name__}: {e} "
+                                f"({Path(where.filename).name}:{where.lineno})"})
+            continue
+        new = {r["attack"]: r for r in record_rows(matrix, {"name": name}, run)}
+        for r in old:
+            out.append(_compare(base, r, new.get(r["attack"]), stochastic))
+    for note in notes:
+        out.append({"model": "*", "attack": "*", "ok": True, "note": note})
+    return out
+
+
+def _compare(base: dict, old: dict, new: dict | None, stochastic: bool) -> dict:
+    row = {**base, "attack": old["attack"], "n": old["n"], "committed": _acc(old)}
+    if new is None:
+        return {**row, "ok": False, "note": "column missing from the re-measurement"}
+    row["now"] = _acc(new)
+    if not stochastic:
+        ok = new["count"] == old["count"] and new["count_hi"] == old["count_hi"]
+        note = "identical counts required (deterministic)"
+    else:
+        tol = tolerance(old["accuracy"], old["n"])
+        lo_old, lo_new = old["count"] / old["n"], new["count"] / new["n"]
+        ok = abs(new["accuracy"] - old["accuracy"]) <= tol and abs(lo_new - lo_old) <= tol
+        note = f"tolerance +-{100 * tol:.2f} pp (3 binomial s.e.)"
+    return {**row, "ok": ok, "note": note}
+
+
+def _acc(r: dict) -> str:
+    if r["exact"]:
+        return f"{100 * r['accuracy']:.2f} % ({r['count']}/{r['n']})"
+    lo = 100 * r["count"] / r["n"]
+    return f"{lo:.2f}..{100 * r['accuracy']:.2f} % ({r['count']}..{r['count_hi']}/{r['n']})"
+
+
+def format_rows(rows: list[dict], only_failures: bool = True) -> str:
+    """The diff table (failing rows only by default)."""
+    show = [r for r in rows if not r["ok"]] if only_failures else rows
+    table = [[r["model"], r["attack"], r.get("committed", ""), r.get("now", ""), "ok" if r["ok"] else "FAIL",
+              r.get("note", "")] for r in show]
+    return tabulate(table, headers=["model", "column", "committed", "now", "", "rule"], tablefmt="github",
+                    disable_numparse=True)
+
+
+def check_command(args: argparse.Namespace) -> int:
+    """``bench check``: exit 1 with a diff table when re-measured results drift from the committed ones."""
+    results = Path(args.results) if args.results else DEFAULT_RESULTS
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    rows = check(results, models=models, device=args.device, progress=getattr(args, "progress", False))
+    compared = [r for r in rows if r["model"] != "*"]
+    failures = [r for r in rows if not r["ok"]]
+    for r in rows:
+        if r["model"] == "*":
+            print(f"note: {r['note']}")
+    n_models = len({r["model"] for r in compared})
+    if failures:
+        print(f"bench check: {len(failures)} of {len(compared)} rows drifted from {results}:")
+        print(format_rows(rows))
+        return 1
+    print(f"bench check: OK: {len(compared)} rows of {n_models} models match {results}")
+    return 0
