@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--workers", type=int, default=None, help="launch N local torchrun processes")
     p.add_argument("--no-report", action="store_true", help="write records only")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_data_flags(p)
     p.set_defaults(handler="bench.evaluate:run_command")
 

@@ -382,6 +382,7 @@ def run_models(
     device: str | torch.device = "cpu",
     progress: bool = True,
     command: str = "",
+    data_source: str = "npz",
     log: Callable[[str], None] = print,
 ) -> list[dict]:
     """Evaluate each model on ``data`` (a :class:`bench.data.EvalSet`) under ``suite`` into ``out``, resuming
@@ -392,8 +393,12 @@ def run_models(
     mode = "full-matrix" if (full_matrix or suite.full_matrix) else "early-exit"
     run_info = {"suite": suite.name, "suite_description": suite.description, "dataset": data.name,
                 "n": len(data), "seed": seed, "mode": mode, "batch_size": batch_size,
+                "data_source": data_source, "suite_full_matrix": suite.full_matrix,
                 "attacks": {e.label: e.build().spec() for e in suite.entries},
-                "aggregates": dict(suite.aggregates), "command": command,
+                "entries": [[e.label, e.attack, e.params] for e in suite.entries],
+                "aggregates": dict(suite.aggregates), "command": command, "classes": list(data.classes),
+                "order": suite.labels if mode == "full-matrix" else
+                [e.label for e in sorted(suite.entries, key=lambda e: attack_cost(e.build()))],
                 **provenance(seed, str(device), data.source_sha256)}
     if (out / "records.json").is_file():
         old, _ = read_records(out)
@@ -495,7 +500,8 @@ def run_command(args: argparse.Namespace) -> int:
     progress = not getattr(args, "quiet", False)
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     run_models(models, suite, data, out, full_matrix=args.full_matrix, batch_size=args.batch_size,
-               seed=args.seed, device=device, progress=progress, command=command, log=log)
+               seed=args.seed, device=device, progress=progress, command=command, data_source=args.data,
+               log=log)
     from bench import report
 
     if not args.no_report:

@@ -139,6 +139,16 @@ _register(Suite(
 DEFAULT_SUITE = "ci"
 
 
+def suite_from_run(run: dict) -> Suite:
+    """The suite exactly as a results directory's ``run`` info recorded it (its entries and parameters), so
+    a re-measurement uses what was measured even if the named suite has changed since."""
+    if not run.get("entries"):
+        return get_suite(run["suite"])
+    entries = tuple(Entry(label, attack, dict(params)) for label, attack, params in run["entries"])
+    return Suite(run["suite"], run.get("suite_description", ""), entries, dict(run.get("aggregates") or {}),
+                 run.get("n"), bool(run.get("suite_full_matrix", False)))
+
+
 def suite_names(pattern: str = "*") -> list[str]:
     """Names of the defined suites matching a shell-style pattern, in definition order."""
     return [n for n in _SUITES if fnmatch.fnmatch(n, pattern)]
