@@ -60,7 +60,9 @@ def wilson_interval(count: int | np.ndarray, n: int | np.ndarray, z: float = Z95
     denom = 1.0 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    lo = 0.0 if count <= 0 else max(0.0, centre - half)  # exact endpoints (no 1e-19 rounding residue)
+    hi = 1.0 if count >= n else min(1.0, centre + half)
+    return float(lo), float(hi)
 
 
 def combine(flags: np.ndarray) -> np.ndarray:

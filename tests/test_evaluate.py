@@ -1,0 +1,239 @@
+"""The robustness matrix: early exit vs full matrix, seeding, stochastic models, resumable cells, run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from bench import evaluate as ev
+from bench.attacks import create_attack
+from bench.attacks.base import Attack
+from bench.data import load_eval
+from bench.errors import BenchError
+from bench.results import load, merge_matrices
+from bench.suites import Entry, Suite, get_suite
+from bench.tiny import train_tiny_digits
+
+N = 96
+# deterministic attacks (no random start) strong enough to fool some digits
+DET = Suite("det", "test", (
+    Entry("FGSM", "fgsm", {"eps": 0.15}),
+    Entry("PGD", "pgd-linf", {"eps": 0.15, "alpha": 0.03, "steps": 8, "random_start": False}),
+    Entry("PGD-L2", "pgd-l2", {"eps": 1.0, "steps": 8, "random_start": False}),
+), aggregates={"PGD-L2+Linf": ["PGD-L2", "PGD"]})
+RANDOM = Suite("rnd", "test", (
+    Entry("PGD", "pgd-linf", {"eps": 0.15, "alpha": 0.03, "steps": 5, "random_start": True}),
+    Entry("noise", "noise", {"eps": 0.15}),
+))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return train_tiny_digits(epochs=5)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_eval("digits", N)
+
+
+class Spy(Attack):
+    """Wraps an attack and records how many images it was asked to attack."""
+
+    def __init__(self, inner: Attack):
+        self.inner, self.seen = inner, []
+        self.name, self.norm = inner.name, inner.norm
+
+    def __getattr__(self, key):  # steps, eps, ... of the wrapped attack (for the cascade's cost order)
+        if key == "inner":
+            raise AttributeError(key)
+        return getattr(self.inner, key)
+
+    def params(self):
+        return self.inner.params()
+
+    @property
+    def budget(self):
+        return self.inner.budget
+
+    def effective_eps(self):
+        return self.inner.effective_eps()
+
+    def __call__(self, model, x, y, generator=None):
+        self.seen.append(len(x))
+        return self.inner(model, x, y, generator)
+
+
+def test_early_exit_same_worst_case_as_full_matrix(tiny, digits):
+    early = ev.evaluate(tiny, digits.x, digits.y, DET, index=digits.index, batch_size=32, progress=False)
+    full = ev.evaluate(tiny, digits.x, digits.y, DET, index=digits.index, batch_size=32, progress=False,
+                       full_matrix=True)
+    assert early.meta["mode"] == "early-exit" and full.meta["mode"] == "full-matrix"
+    np.testing.assert_array_equal(early.worst_case(), full.worst_case())
+    assert (full.worst_case() == 0).sum() > (~full.clean_correct).sum()  # the attacks fool something
+    assert (full.robust != -1).all()  # full matrix: every column exact
+    for j in range(len(DET.labels)):  # early exit: where evaluated, the same flag; bounds contain it
+        col, ref = early.robust[:, j], full.robust[:, j]
+        known = col != -1
+        np.testing.assert_array_equal(col[known], ref[known])
+        assert (col == 1).sum() <= (ref == 1).sum() <= (col != 0).sum()
+    first = early.meta["order"][0]
+    assert (early.column(first) != -1).all()  # the first attack of the cascade is exact
+
+
+def test_early_exit_attacks_only_open_samples(tiny, digits):
+    spies = {e.label: Spy(e.build()) for e in DET.entries}
+    m = ev.evaluate(tiny, digits.x, digits.y, spies, index=digits.index, batch_size=1000, progress=False)
+    assert m.meta["order"] == ["FGSM", "PGD", "PGD-L2"]  # cheapest first
+    assert sum(spies["FGSM"].seen) == m.clean_correct.sum()  # misclassified clean images never attacked
+    fooled_by_fgsm = (m.column("FGSM") == 0) & m.clean_correct
+    assert sum(spies["PGD"].seen) == m.clean_correct.sum() - fooled_by_fgsm.sum()
+    spies_full = {e.label: Spy(e.build()) for e in DET.entries}
+    ev.evaluate(tiny, digits.x, digits.y, spies_full, full_matrix=True, progress=False)
+    assert all(sum(s.seen) == m.clean_correct.sum() for s in spies_full.values())
+
+
+def test_worst_case_not_above_any_column(tiny, digits):
+    for full in (False, True):
+        m = ev.evaluate(tiny, digits.x, digits.y, DET, full_matrix=full, progress=False)
+        wc = (m.worst_case() == 1).sum()
+        for label in [*m.labels, "PGD-L2+Linf", "clean"]:
+            assert wc <= (m.column(label) == 1).sum()
+
+
+def test_results_independent_of_sharding(tiny, digits):
+    """Per-block seeds: shards aligned to the batch size reproduce the single-process matrix exactly."""
+    whole = ev.evaluate(tiny, digits.x, digits.y, RANDOM, index=digits.index, batch_size=32, progress=False)
+    parts = []
+    for lo, hi in ((0, 64), (64, N)):
+        parts.append(ev.evaluate(tiny, digits.x[lo:hi], digits.y[lo:hi], RANDOM, index=digits.index[lo:hi],
+                                 batch_size=32, progress=False))
+    merged = merge_matrices(parts[::-1])
+    np.testing.assert_array_equal(merged.index, whole.index)
+    np.testing.assert_array_equal(merged.robust, whole.robust)
+    np.testing.assert_allclose(merged.norm, whole.norm, equal_nan=True)
+    # and a different seed changes the random starts (so the seed is really used)
+    other = ev.evaluate(tiny, digits.x, digits.y, {"noise": create_attack("noise", eps=0.3)}, seed=1,
+                        progress=False, full_matrix=True)
+    same = ev.evaluate(tiny, digits.x, digits.y, {"noise": create_attack("noise", eps=0.3)}, seed=0,
+                       progress=False, full_matrix=True)
+    assert not np.array_equal(other.norm, same.norm)
+
+
+class NoisyNet(nn.Module):
+    """A stochastic model: Gaussian noise on the logits at every forward pass (also in eval mode)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        z = self.inner(x)
+        return z + 2.0 * torch.randn_like(z)
+
+
+def test_stochastic_model_detected_and_reproducible(tiny, digits):
+    noisy = NoisyNet(tiny)
+    state = torch.random.get_rng_state()
+    a = ev.evaluate(noisy, digits.x, digits.y, RANDOM, progress=False)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's RNG is untouched
+    b = ev.evaluate(noisy, digits.x, digits.y, RANDOM, progress=False)
+    assert a.meta["stochastic"] and not ev.evaluate(tiny, digits.x[:8], digits.y[:8], RANDOM,
+                                                    progress=False).meta["stochastic"]
+    np.testing.assert_array_equal(a.robust, b.robust)
+    np.testing.assert_array_equal(a.clean_pred, b.clean_pred)
+
+
+# ----------------------------------------------------------------------------------------------- run / resume
+def models_for(tiny):
+    return [ev.ModelSpec("tiny", lambda: tiny, {"checkpoint_sha256": "t0"})]
+
+
+def test_run_resume_skips_finished_cells(tiny, digits, tmp_path, monkeypatch):
+    quiet = {"progress": False, "log": lambda s: None}
+    rows = ev.run_models(models_for(tiny), DET, digits, tmp_path, command="test", **quiet)
+    assert {r["attack"] for r in rows} == {"clean", "FGSM", "PGD", "PGD-L2", "PGD-L2+Linf", "worst-case"}
+    before = load(tmp_path)
+
+    calls = []
+    original = Attack.__call__
+
+    def spy(self, model, x, y, generator=None):
+        calls.append(self.name)
+        return original(self, model, x, y, generator)
+
+    monkeypatch.setattr(Attack, "__call__", spy)
+    ev.run_models(models_for(tiny), DET, digits, tmp_path, command="again", **quiet)
+    assert calls == []  # every cell was finished: nothing re-attacked
+    after = load(tmp_path)
+    assert after["count"].tolist() == before["count"].tolist()
+    run = json.loads((tmp_path / "records.json").read_text())["run"]
+    assert run["commands"] == ["test", "again"]
+
+    (tmp_path / "cells" / "tiny" / "PGD-L2.npz").unlink()  # only this cell is recomputed
+    ev.run_models(models_for(tiny), DET, digits, tmp_path, progress=False, log=lambda s: None)
+    assert set(calls) == {"pgd-l2"}
+    assert load(tmp_path)["count"].tolist() == before["count"].tolist()
+
+
+def test_interrupt_leaves_dir_consistent(tiny, digits, tmp_path, monkeypatch):
+    original = Attack.__call__
+
+    def interrupt_pgd(self, model, x, y, generator=None):
+        if self.name == "pgd-linf":
+            raise KeyboardInterrupt
+        return original(self, model, x, y, generator)
+
+    monkeypatch.setattr(Attack, "__call__", interrupt_pgd)
+    with pytest.raises(KeyboardInterrupt):
+        ev.run_models(models_for(tiny), DET, digits, tmp_path, progress=False, log=lambda s: None)
+    files = sorted(p.name for p in (tmp_path / "cells" / "tiny").iterdir())
+    assert files == ["FGSM.npz", "clean.npz", "model.json"]  # finished cells only, no temp files
+    monkeypatch.undo()
+    rows = ev.run_models(models_for(tiny), DET, digits, tmp_path, progress=False, log=lambda s: None)
+    assert len(rows) == 6
+
+
+def test_other_configuration_in_same_dir_is_refused(tiny, digits, tmp_path):
+    ev.run_models(models_for(tiny), DET, digits, tmp_path, progress=False, log=lambda s: None)
+    with pytest.raises(BenchError, match="another configuration"):
+        ev.run_models(models_for(tiny), DET, digits, tmp_path, seed=3, progress=False, log=lambda s: None)
+    with pytest.raises(BenchError, match="different configuration"):  # cells of another checkpoint
+        spec = [ev.ModelSpec("tiny", lambda: tiny, {"checkpoint_sha256": "changed"})]
+        ev.run_models(spec, DET, digits, tmp_path, progress=False, log=lambda s: None)
+
+
+@dataclasses.dataclass
+class FakeCard:
+    name: str
+    sha256: str = "x"
+    stochastic: bool = False
+    description: str = "fake"
+    data: str = "digits"
+    trained: bool = True
+
+
+def test_run_command_end_to_end(tiny, tmp_path, monkeypatch, capsys):
+    """`bench run --dataset digits` through the CLI with a fake zoo (untrained card skipped with a note)."""
+    import bench.zoo as zoo
+    from bench.cli import main
+
+    cards = [FakeCard("a"), FakeCard("b"), FakeCard("untrained", trained=False)]
+    monkeypatch.setattr(zoo, "list_cards", lambda pattern="*", models_dir=None: cards)
+    monkeypatch.setattr(zoo, "load_model", lambda card, device="cpu": tiny)
+    rc = main(["run", "--dataset", "digits", "--n", "48", "--out", str(tmp_path), "--quiet",
+               "--batch-size", "32"])
+    captured = capsys.readouterr()
+    assert rc == 0
+    assert "skipping untrained" in captured.err and "the full one: bench run" in captured.err
+    assert "| a " in captured.out and "Worst case" in captured.out
+    df = load(tmp_path)
+    assert set(df["model"]) == {"a", "b"}
+    assert set(df["attack"]) >= {"clean", "FGSM", "PGD", "noise", "worst-case"}
+    assert (tmp_path / "leaderboard.md").is_file() and (tmp_path / "figures" / "confidence.png").is_file()
+    assert get_suite("ci").default_n == 256 and df["n"].iloc[0] == 48

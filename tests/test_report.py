@@ -1,0 +1,89 @@
+"""`bench report`: leaderboard tables and figures redrawn from records alone (no attack, no model)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from bench import evaluate as ev
+from bench import report
+from bench.attacks.base import Attack
+from bench.data import load_eval
+from bench.suites import Entry, Suite, get_suite
+from bench.tiny import train_tiny_digits
+
+PLATFORM_SMALL = Suite("platform-small", "test: L2 and L-inf PGD", (
+    Entry("PGD-L2", "pgd-l2", {"eps": 1.0, "steps": 5}),
+    Entry("PGD", "pgd-linf", {"eps": 0.15, "alpha": 0.04, "steps": 5}),
+), aggregates={"PGD-L2+Linf": ["PGD-L2", "PGD"]}, full_matrix=True)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    tiny = train_tiny_digits(epochs=5)
+    other = train_tiny_digits(epochs=2)  # a weaker second row
+    data = load_eval("digits", 48)
+    models = [ev.ModelSpec("tiny", lambda: tiny, {"checkpoint_sha256": "a"}),
+              ev.ModelSpec("tiny-2ep", lambda: other, {"checkpoint_sha256": "b"})]
+    dirs = {}
+    for suite in (get_suite("seed-table1"), PLATFORM_SMALL):
+        out = tmp_path_factory.mktemp(suite.name)
+        ev.run_models(models, suite, data, out, batch_size=32, progress=False,
+                      command=f"bench run {suite.name}", log=lambda s: None)
+        report.write_report(out)
+        dirs[suite.name] = out
+    return dirs
+
+
+def test_table1_and_budget_note(runs):
+    text = (runs["seed-table1"] / "leaderboard.md").read_text()
+    assert "# Leaderboard: suite `seed-table1`" in text and "`bench run seed-table1`" in text
+    header = next(line for line in text.splitlines() if line.startswith("| Model"))
+    cols = [c.strip() for c in header.strip("|").split("|")]
+    assert cols[:6] == ["Model", "Natural", "PGD", "FGSM", "CW", "Worst case"] and cols[-1] == "Warnings"
+    # the report's PGD: 3 steps of 0.01 cannot leave a 0.03 box
+    assert "3 steps of 0.01 from the clean image (no random start) cannot leave a 0.03 box" in text
+    assert "effectively 0.03" in text
+    assert "Table 2" not in text  # no L2 + L-inf PGD pair in this suite
+    assert "early exit" in text
+
+
+def test_table2_is_intersection_not_sum(runs):
+    df = report.load(runs["platform-small"])
+    text = (runs["platform-small"] / "leaderboard.md").read_text()
+    assert "(Table 2)" in text and "per sample" in text
+    for _, g in df.groupby("model"):
+        by = g.set_index("attack")["accuracy"]
+        assert by["PGD-L2+Linf"] <= min(by["PGD-L2"], by["PGD"])
+        assert by["worst-case"] <= by["PGD-L2+Linf"]
+
+
+def test_figures_are_pngs(runs):
+    figs = runs["seed-table1"] / "figures"
+    names = sorted(p.name for p in figs.iterdir())
+    assert names == ["accuracy_vs_eps.png", "confidence.png", "examples_tiny-2ep.png", "examples_tiny.png"]
+    for p in figs.iterdir():
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 2000
+
+
+def test_report_redraws_without_running_anything(runs, monkeypatch, tmp_path):
+    import bench.zoo as zoo
+    from bench.cli import main
+
+    src = runs["seed-table1"]
+    out = tmp_path / "copy"
+    shutil.copytree(src, out)
+    before = (src / "leaderboard.md").read_text().replace(str(src), str(out))
+    shutil.rmtree(out / "figures")
+    (out / "leaderboard.md").unlink()
+
+    def forbidden(*a, **k):
+        raise AssertionError("bench report must not run an attack or load a model")
+
+    monkeypatch.setattr(Attack, "__call__", forbidden)
+    monkeypatch.setattr(ev, "evaluate", forbidden)
+    monkeypatch.setattr(zoo, "load_model", forbidden)
+    assert main(["report", str(out)]) == 0
+    assert (out / "leaderboard.md").read_text() == before
+    assert len(list((out / "figures").glob("*.png"))) == 4
