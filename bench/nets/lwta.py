@@ -93,7 +93,7 @@ class LWTA(StochasticLayer):
             q = torch.softmax(hb.float(), dim=2)
             kl = (q * (torch.log(q.clamp_min(1e-12)) + math.log(self.U))).sum(dim=2)
             self.kl = kl.flatten(1).sum(1).mean()
-        return out.view_as(h)
+        return out.reshape(h.shape)
 
     def extra_repr(self) -> str:
         t = "learned" if self.temp is not None else self.temperature
