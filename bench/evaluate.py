@@ -402,6 +402,7 @@ def run_models(
                 "order": suite.labels if mode == "full-matrix" else
                 [e.label for e in sorted(suite.entries, key=lambda e: attack_cost(e.build()))],
                 **provenance(seed, str(device), data.source_sha256)}
+    old: dict = {}
     if (out / "records.json").is_file():
         old, _ = read_records(out)
         bad = [k for k in RUN_KEYS if k in old and old[k] != run_info[k]]
@@ -413,6 +414,8 @@ def run_models(
         run_info["commands"] = list(dict.fromkeys([*old.get("commands", []), command]))
     else:
         run_info["commands"] = [command]
+    models = list(models)
+    run_info["models"] = list(dict.fromkeys([*old.get("models", []), *(spec.name for spec in models)]))
     for spec in models:
         t0 = time.perf_counter()
         model = spec.load()
@@ -438,7 +441,9 @@ def collect_records(out: str | Path, run_info: dict) -> list[dict]:
     """Rebuild and write ``records.json``/``records.csv`` from every model matrix in ``out``."""
     out = Path(out)
     rows: list[dict] = []
-    for path in sorted((out / "matrices").glob("*.npz")):
+    rank = {safe_name(m): i for i, m in enumerate(run_info.get("models", []))}
+    paths = sorted((out / "matrices").glob("*.npz"), key=lambda p: (rank.get(p.stem, len(rank)), p.stem))
+    for path in paths:
         matrix = Matrix.load(path)
         info_path = out / "cells" / path.stem / "model.json"
         info = (json.loads(info_path.read_text()) if info_path.is_file()

@@ -135,6 +135,11 @@ def eps_figure(df, path: Path) -> tuple[Path | None, str]:
         norm = str(sub["norm"].iloc[0])
         ax.set_xscale("symlog", linthresh=1 / 255 if norm == "linf" else 0.05)
         ax.set_xlim(left=0)
+        top = float(sub["eps_effective"].max())
+        if norm == "linf":  # ticks at 0 and k/255 for k = 1, 2, 4, ...
+            ks = [k for k in (1, 2, 4, 8, 16, 32, 64, 128) if k / 255 <= top * 1.01] or [1]
+            ax.set_xticks([0.0] + [k / 255 for k in ks], ["0"] + [f"{k}/255" for k in ks])
+            ax.minorticks_off()
         ax.set_ylim(-2, 102)
         plural = "s" if n_eps[kernel] > 1 else ""
         ax.set_title(f"{kernel} ({norm}; {n_eps[kernel]} budget{plural})", fontsize=9)
@@ -144,8 +149,8 @@ def eps_figure(df, path: Path) -> tuple[Path | None, str]:
         ax.tick_params(labelsize=7)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
-    fig.suptitle("robust accuracy against eps (eps = 0: clean accuracy; hollow: upper bound, early exit)",
-                 fontsize=9)
+    hollow = "; hollow: upper bound (early exit)" if not attacks["exact"].all() else ""
+    fig.suptitle(f"robust accuracy against eps (eps = 0: clean accuracy{hollow})", fontsize=9)
     fig.tight_layout()
     sweep = max(n_eps.values()) > 2
     note = ("budgets from the records" if sweep else
