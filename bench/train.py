@@ -219,7 +219,8 @@ class Trainer:
         seed_everything(self.seed)
         ts = load_train(self.dataset, source=source, progress=progress)
         self.n_train = len(ts.y)
-        self.x = torch.from_numpy(np.ascontiguousarray(ts.x)).permute(0, 3, 1, 2).contiguous().to(self.device)
+        x = np.require(ts.x, requirements=["C", "W"])  # a read-only (memory-mapped) cache is copied
+        self.x = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous().to(self.device)
         self.y = torch.from_numpy(np.asarray(ts.y, dtype=np.int64)).to(self.device)
         bs = int(batch_size or self.recipe.batch_size)
         self.batch_size = max(1, min(bs, self.n_train // 10)) if self.n_train < 10 * bs else bs

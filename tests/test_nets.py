@@ -1,0 +1,186 @@
+"""Backbones and defence layers: shapes, PNI noise, LWTA competition, IBP, surrogate mode."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from bench.nets import (
+    LWTA,
+    GaussianSmoothing,
+    IBPConv2d,
+    IBPLinear,
+    PNIConv2d,
+    PNILinear,
+    PreActResNet18,
+    SmallCNN,
+    WideResNet,
+    act_factory,
+    elbo_loss,
+    is_stochastic,
+    layer_factories,
+    model_kl,
+    surrogate,
+)
+
+
+def test_small_cnn_shapes_and_size():
+    m = SmallCNN()
+    assert sum(p.numel() for p in m.parameters()) <= 750_000
+    assert m(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    d = SmallCNN(in_channels=1, dataset="digits", input_size=8)
+    assert d(torch.rand(3, 1, 8, 8)).shape == (3, 10)
+    assert isinstance(m.normalize, torch.nn.Module)  # normalisation is the first module
+
+
+@pytest.mark.parametrize("ctor", [lambda: PreActResNet18(width=8), lambda: WideResNet(depth=10, width=1)])
+def test_other_backbones_forward(ctor):
+    assert ctor()(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_wrn_34_param_counts():
+    assert sum(p.numel() for p in WideResNet(34, 1).parameters()) < 500_000
+
+
+def test_pni_noise_scale_and_grad_reaches_a():
+    torch.manual_seed(0)
+    layer = PNILinear(200, 300)
+    layer.eval()  # noise is on at test time too
+    w = layer.weight.detach()
+    diffs = torch.stack([layer.noisy_weight().detach() - w for _ in range(20)])
+    # W + a * eta, eta ~ N(0, std(W)^2): the spread is a * std(W)
+    assert diffs.std().item() == pytest.approx(0.25 * w.std().item(), rel=0.05)
+    assert is_stochastic(layer)
+    x = torch.randn(4, 200)
+    assert not torch.equal(layer(x), layer(x))
+    layer.train()
+    layer(x).pow(2).sum().backward()
+    assert layer.a.grad is not None and layer.a.grad.abs().item() > 0
+    conv = PNIConv2d(3, 8, 3, padding=1)
+    conv(torch.rand(1, 3, 8, 8)).sum().backward()
+    assert conv.a.grad is not None
+
+
+def test_pni_surrogate_is_noise_free():
+    layer = PNIConv2d(3, 4, 3)
+    x = torch.rand(2, 3, 6, 6)
+    with surrogate(layer):
+        assert not is_stochastic(layer)
+        y1, y2 = layer(x), layer(x)
+        assert torch.equal(y1, y2)
+        assert torch.allclose(y1, torch.nn.functional.conv2d(x, layer.weight, layer.bias))
+    assert is_stochastic(layer)
+
+
+def test_lwta_one_winner_per_block_linear():
+    lw = LWTA(U=2).eval()
+    h = torch.randn(64, 10)
+    out = lw(h).view(64, 5, 2)
+    nonzero = (out != 0).sum(-1)
+    assert (nonzero <= 1).all()  # one winner (a winner equal to 0.0 shows as none)
+    winners = (out == h.view(64, 5, 2)) & (out != 0)
+    assert torch.equal(winners.sum(-1), nonzero)
+
+
+def test_lwta_conv_competes_per_position():
+    torch.manual_seed(0)
+    lw = LWTA(channels=6, U=3).eval()
+    h = torch.randn(8, 6, 5, 5) + 0.1
+    out = lw(h).view(8, 2, 3, 5, 5)
+    assert ((out != 0).sum(2) == 1).all()  # exactly one of the 3 channels wins at each position
+    # winners differ across positions of the same block (independent competitions)
+    win = (out != 0).float().argmax(2)
+    assert win.flatten(2).float().std(-1).mean() > 0
+
+
+def test_lwta_sampling_follows_softmax():
+    torch.manual_seed(0)
+    lw = LWTA(U=2).eval()
+    h = torch.tensor([[1.0, 2.0]]).repeat(4000, 1)
+    freq = (lw(h)[:, 1] != 0).float().mean().item()
+    assert freq == pytest.approx(math.exp(2) / (math.exp(1) + math.exp(2)), abs=0.03)
+
+
+def test_lwta_relaxed_sampling_is_differentiable_and_kl_nonnegative():
+    lw = LWTA(U=2, temperature=0.67).train()
+    h = torch.randn(16, 8, 4, 4, requires_grad=True)
+    out = lw(h)
+    m = out.view(16, 4, 2, 4, 4) / h.view(16, 4, 2, 4, 4)
+    assert ((m > 0) & (m < 1)).float().mean() > 0.5  # soft mask, not one-hot
+    assert lw.kl.item() >= 0
+    (out.sum() + lw.kl).backward()
+    assert h.grad is not None and torch.isfinite(h.grad).all() and h.grad.abs().sum() > 0
+    uniform = LWTA(U=2).train()
+    uniform(torch.zeros(4, 6))
+    assert uniform.kl.item() == pytest.approx(0.0, abs=1e-6)  # q uniform -> KL 0
+
+
+def test_lwta_surrogate_deterministic_and_smooth():
+    lw = LWTA(U=2).eval()
+    h = torch.randn(5, 8, requires_grad=True)
+    with surrogate(lw, temperature=1.0):
+        a, b = lw(h), lw(h)
+        assert torch.equal(a, b)
+        hb = h.view(5, 4, 2)
+        assert torch.allclose(a, (hb * torch.softmax(hb, 2)).view(5, 8))
+        a.sum().backward()
+        assert h.grad.abs().min() > 0  # every unit gets gradient
+
+
+def test_lwta_rejects_bad_blocks():
+    with pytest.raises(ValueError):
+        LWTA(channels=5, U=2)
+    with pytest.raises(ValueError):
+        LWTA(U=2)(torch.randn(2, 5))
+
+
+def test_ibp_layers_kl_and_eval():
+    torch.manual_seed(0)
+    lin = IBPLinear(6, 4).train()
+    y = lin(torch.randn(3, 6))
+    assert torch.isfinite(lin.kl) and y.shape == (3, 4)
+    (y.sum() + lin.kl).backward()
+    assert lin.t_pi.grad is not None and lin.conc1.grad is not None
+    conv = IBPConv2d(3, 4, 3).eval()
+    assert torch.equal(conv(torch.ones(1, 3, 5, 5)), conv(torch.ones(1, 3, 5, 5)))
+    assert not is_stochastic(conv)
+
+
+def test_elbo_loss_adds_scaled_kl():
+    torch.manual_seed(0)
+    m = SmallCNN(in_channels=1, dataset="digits", input_size=8, act=act_factory("lwta")).train()
+    x, y = torch.rand(8, 1, 8, 8), torch.randint(0, 10, (8,))
+    logits = m(x)
+    kl = model_kl(m)
+    assert kl.item() >= 0
+    loss = elbo_loss(logits, y, m, n_train=100)
+    assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(logits, y).item() + kl.item() / 100,
+                                        rel=1e-5)
+
+
+def test_model_level_surrogate_and_is_stochastic():
+    conv, lin = layer_factories("pni")
+    m = SmallCNN(in_channels=1, dataset="digits", input_size=8, act=act_factory("lwta"), conv=conv,
+                 linear=lin).eval()
+    x = torch.rand(4, 1, 8, 8)
+    assert is_stochastic(m)
+    with surrogate(m, temperature=0.5):
+        assert not is_stochastic(m)
+        assert torch.equal(m(x), m(x))
+    assert is_stochastic(m)
+    plain = SmallCNN(in_channels=1, dataset="digits", input_size=8).eval()
+    assert not is_stochastic(plain)
+
+
+def test_gaussian_smoothing_modes():
+    base = SmallCNN(in_channels=1, dataset="digits", input_size=8).eval()
+    x = torch.rand(3, 1, 8, 8)
+    g = GaussianSmoothing(base, sigma=0.12, predict="base").eval()
+    assert not is_stochastic(g) and torch.equal(g(x), base(x))
+    for mode in ("noise", "expect", "vote"):
+        g = GaussianSmoothing(base, sigma=0.5, predict=mode, n=4).eval()
+        assert is_stochastic(g) and g(x).shape == (3, 10)
+        with surrogate(g):
+            assert torch.equal(g(x), base(x))
