@@ -83,10 +83,18 @@ def input_grad(
 
 
 # ----------------------------------------------------------------------------------------------- budgets
+def project_linf_(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
+    """In place: project ``x_adv`` onto the L-inf ball of radius ``eps`` around ``x``, then clip to [0, 1].
+
+    Same operations, in the same order, as torchattacks (``clamp(x + clamp(x_adv - x, -eps, eps), 0, 1)``)
+    so that our iterates match theirs bit for bit. ``x_adv`` is overwritten and returned."""
+    delta = x_adv.sub_(x).clamp_(min=-eps, max=eps)
+    return delta.add_(x).clamp_(min=0, max=1)
+
+
 def project_linf(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
     """Project ``x_adv`` onto the L-inf ball of radius ``eps`` around ``x``, then clip to [0, 1]."""
-    delta = torch.clamp(x_adv - x, min=-eps, max=eps)
-    return torch.clamp(x + delta, min=0, max=1)
+    return project_linf_(x_adv.clone(), x, eps)
 
 
 def l2_norm(t: torch.Tensor) -> torch.Tensor:
@@ -94,11 +102,23 @@ def l2_norm(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(1).norm(p=2, dim=1)
 
 
+def _per_sample(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return v.view(-1, *([1] * (like.dim() - 1)))
+
+
+def project_l2_(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
+    """In place: project ``x_adv`` onto the L2 ball of radius ``eps`` around ``x``, then clip to [0, 1].
+
+    The scale is ``min(eps / ||delta||, 1)`` (torchattacks' formula; a zero delta keeps scale 1)."""
+    delta = x_adv.sub_(x)
+    n = l2_norm(delta)
+    factor = torch.where(n > eps, eps / n, torch.ones_like(n))
+    return delta.mul_(_per_sample(factor, delta)).add_(x).clamp_(min=0, max=1)
+
+
 def project_l2(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
     """Project ``x_adv`` onto the L2 ball of radius ``eps`` around ``x``, then clip to [0, 1]."""
-    delta = x_adv - x
-    factor = torch.clamp(eps / (l2_norm(delta) + 1e-12), max=1.0)
-    return torch.clamp(x + delta * factor.view(-1, *([1] * (x.dim() - 1))), min=0, max=1)
+    return project_l2_(x_adv.clone(), x, eps)
 
 
 def perturbation_norm(x_adv: torch.Tensor, x: torch.Tensor, norm: str) -> torch.Tensor:
@@ -148,12 +168,17 @@ class Attack:
         """Raise :class:`AttackConfigError` for invalid parameters (checked at construction)."""
         if self.norm not in NORMS:
             raise AttackConfigError(f"{self.name}: unknown norm {self.norm!r}, choose one of {NORMS}")
-        for key in ("eps", "alpha", "sigma", "lr", "c", "kappa", "lam"):
-            if hasattr(self, key) and getattr(self, key) < 0:
-                raise AttackConfigError(f"{self.name}: {key} must be >= 0, got {getattr(self, key)}")
+        for key in ("eps", "alpha", "sigma", "lr", "c", "kappa", "lam", "threshold"):
+            v = getattr(self, key, None)
+            if v is not None and not v >= 0:  # also rejects NaN
+                raise AttackConfigError(f"{self.name}: {key} must be >= 0, got {v}")
         for key in ("steps", "restarts", "eot", "search_steps", "samples"):
-            if hasattr(self, key) and getattr(self, key) < 1:
-                raise AttackConfigError(f"{self.name}: {key} must be >= 1, got {getattr(self, key)}")
+            v = getattr(self, key, None)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise AttackConfigError(f"{self.name}: {key} must be an integer >= 1, got {v!r}")
+        loss = getattr(self, "loss", None)
+        if loss is not None and loss not in LOSSES:
+            raise AttackConfigError(f"{self.name}: unknown loss {loss!r}, choose one of {tuple(LOSSES)}")
 
     def params(self) -> dict[str, object]:
         """The attack's parameters as a plain dict (for records and listings)."""
@@ -200,7 +225,9 @@ class Attack:
     def check_output(self, x_adv: torch.Tensor, x: torch.Tensor) -> None:
         """Assert dtype, shape, [0, 1] range and the budget (the cheap check that catches projection bugs)."""
         if x_adv.dtype != torch.float32 or x_adv.shape != x.shape:
-            raise AssertionError(f"{self.name}: returned {x_adv.dtype} {tuple(x_adv.shape)}, expected float32")
+            raise AssertionError(
+                f"{self.name}: returned {x_adv.dtype} {tuple(x_adv.shape)}, expected float32 {tuple(x.shape)}"
+            )
         if x_adv.numel() == 0:
             return
         if x_adv.min() < 0 or x_adv.max() > 1:
@@ -209,7 +236,9 @@ class Attack:
         if eps is not None and self.norm in ("linf", "l2"):
             size = perturbation_norm(x_adv, x, self.norm).max().item()
             if size > eps + BUDGET_TOL * (1 if self.norm == "linf" else 10):
-                raise AssertionError(f"{self.name}: perturbation {size:.6g} exceeds its {self.norm} budget {eps}")
+                raise AssertionError(
+                    f"{self.name}: perturbation {size:.6g} exceeds its {self.norm} budget {eps}"
+                )
 
 
 def _fmt(v: object) -> str:

@@ -62,10 +62,11 @@ def create_attack(name: str, **params: object) -> Attack:
 def _lookup(name: str) -> tuple[type[Attack], dict[str, object]]:
     _import_all()
     if name not in _REGISTRY:
-        raise AttackConfigError(f"unknown attack {name!r}{suggest(name, list(_REGISTRY))}; see `bench list attacks`")
+        hint = suggest(name, list(_REGISTRY))
+        raise AttackConfigError(f"unknown attack {name!r}{hint}; see `bench list attacks`")
     return _REGISTRY[name]
 
 
 def _import_all() -> None:
     # importing the modules runs their @register_attack decorators
-    from bench.attacks import cw, eot, fgsm, noise, pgd  # noqa: F401
+    from bench.attacks import adaptive, autoattack, cw, eot, fgsm, noise, pgd  # noqa: F401

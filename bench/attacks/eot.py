@@ -1,0 +1,37 @@
+"""Expectation over Transformation (Athalye et al. 2018) for stochastic models.
+
+Every gradient attack has an ``eot`` field: the input gradient of each step is the mean over ``eot``
+stochastic forward passes (:func:`bench.attacks.base.input_grad` does the averaging, once for all attacks).
+This module registers the EOT variants with ``eot=20`` (AutoAttack's "rand" flavour uses 20 as well) and
+holds the EOT-specific helpers. Report the number of EOT samples with every result (it is a parameter, so
+it appears in ``attack.params()``).
+
+For a deterministic model EOT changes nothing but the cost (the mean of ``eot`` identical gradients is that
+gradient), which is how the cross-check tests it. EOT is not enough behind near-hard random choices (see
+methods.md, "Adaptive attacks"): attack a smooth surrogate there.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bench.attacks.base import frozen_eval
+from bench.attacks.fgsm import FGSM
+from bench.attacks.pgd import PGDLinf
+from bench.attacks.registry import register_attack
+
+EOT_DEFAULT = 20
+
+register_attack("eot-pgd-linf", eot=EOT_DEFAULT)(PGDLinf)
+register_attack("eot-fgsm", eot=EOT_DEFAULT)(FGSM)
+
+
+@torch.no_grad()
+def is_stochastic(model: nn.Module, x: torch.Tensor, passes: int = 2, atol: float = 0.0) -> bool:
+    """True when ``passes`` identical eval-mode forward passes on ``x`` give different logits (the model
+    needs EOT); the model's mode and parameters are left as they were."""
+    with frozen_eval(model):
+        first = model(x)
+        return any(not torch.allclose(model(x), first, rtol=0.0, atol=atol) for _ in range(passes - 1))
+
