@@ -99,6 +99,12 @@ def budget_table(df) -> tuple[str, list[str]]:
             sentences.append(f"**{r['attack']}**: {how}: its nominal {r['norm']} budget {eps:.4g} is "
                              f"effectively {_eps(eff)}. Compare it with attacks of budget {eff:.4g}, "
                              f"not {eps:.4g}.")
+    for norm, g in attacks[attacks["eps_effective"].notna()].groupby("norm"):
+        effs = g.set_index("attack")["eps_effective"].astype(float)
+        if len(effs) > 1 and effs.max() > 2 * effs.min() and len(g["kernel"].unique()) > 1:
+            listed = ", ".join(f"{a} {v:.4g}" for a, v in effs.items())
+            sentences.append(f"The {norm} columns have different effective budgets ({listed}): a lower "
+                             "accuracy under a larger budget says nothing about which attack is stronger.")
     headers = ["Column", "Attack", "Norm", "Nominal eps", "Effective eps", "Parameters"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), sentences
 
@@ -112,12 +118,42 @@ def timing_table(df) -> str:
         by = {r["attack"]: r for r in g.to_dict("records")}
         c = by.get("clean", {})
         total = sum(by[a]["seconds"] or 0 for a in cols if a in by) + (c.get("seconds") or 0)
-        rows.append([model, _num(c.get("ms_per_image_b1"), 2), _num(c.get("ms_per_image_b256"), 3)]
-                    + [f"{by[a]['seconds']:.1f} ({by[a]['evaluated']})" if a in by else "-" for a in cols]
-                    + [f"{total:.1f}"])
+        cells = [f"{by[a]['seconds']:.1f} ({_int(by[a]['evaluated'])})" if a in by else "-" for a in cols]
+        rows.append([model, _num(c.get("ms_per_image_b1"), 2), _num(c.get("ms_per_image_b256"), 3), *cells,
+                     f"{total:.1f}"])
     headers = ["Model", "clean ms/img (batch 1)", "clean ms/img (batch 256)"] + \
               [f"{a}: s (images attacked)" for a in cols] + ["total s"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def norm_table(df) -> str | None:
+    """Median perturbation size of the successful adversarial images per (model, attack), in the attack's
+    norm; for minimum-norm attacks (CW) also the success rate at any size and its median L2."""
+    cols = [a for a in _columns(df)
+            if a != "clean" and (df.loc[df["attack"] == a, "kernel"] != "aggregate").all()]
+    if not cols:
+        return None
+    rows = []
+    for model, g in df.groupby("model", sort=False):
+        by = {r["attack"]: r for r in g.to_dict("records")}
+        cells = []
+        for a in cols:
+            r = by.get(a)
+            if r is None:
+                cells.append("-")
+                continue
+            text = f"{_num(r['norm_median'], 4)} ({_int(r['fooled'])})"
+            success = r.get("unbounded_success")
+            if success is not None and success == success:  # not None, not NaN
+                text += f"; any size: {100 * success:.1f} %, median {_num(r['unbounded_norm_median'], 3)}"
+            cells.append(text)
+        rows.append([model, *cells])
+    headers = ["Model"] + [f"{a} ({df.loc[df['attack'] == a, 'norm'].iloc[0]})" for a in cols]
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _int(v) -> str:
+    return "-" if v is None or v != v else str(int(v))
 
 
 def _num(v, digits: int) -> str:
@@ -160,6 +196,10 @@ def leaderboard_markdown(out: str | Path, figures: bool = True, figure_notes: di
     if not df["exact"].all():
         lines += ["\\* early exit: this attack was not run on the images an earlier attack of the cascade "
                   "had already fooled; its own accuracy lies between the two numbers shown.", ""]
+    if df["stochastic"].any():
+        lines += ["(stochastic): the model's outputs change between identical forward passes; its clean and "
+                  "adversarial predictions are single stochastic passes under fixed seeds, and an attack "
+                  "without EOT (`eot=1` in its parameters) may overestimate its robustness.", ""]
     lines += ["Warnings: " + ("none raised (diagnostics not run)" if not notes else ""), ""]
     lines += [f"{i + 1}. {n}" for i, n in enumerate(notes)] + ([""] if notes else [])
     t2 = table2(df)
@@ -171,6 +211,11 @@ def leaderboard_markdown(out: str | Path, figures: bool = True, figure_notes: di
     bt, sentences = budget_table(df)
     lines += ["## Budgets: nominal and effective", "", bt, ""] + [f"- {s}" for s in sentences]
     lines += [""] if sentences else []
+    nt = norm_table(df)
+    if nt:
+        lines += ["## Perturbation sizes", "", "Median norm of the adversarial perturbations that fooled the "
+                  "model (number of such images); for minimum-norm attacks also the success rate at any size "
+                  "among the images attacked and the median of those norms.", "", nt, ""]
     lines += ["## Time", "", "Wall time per attack (seconds, images attacked) and clean inference time per "
               "image.", "", timing_table(df), ""]
     if figures:
