@@ -170,6 +170,8 @@ def attack_cost(attack: Attack) -> float:
         return 1.0 if attack.norm != "none" and attack.name != "noise" else 0.5
     cost = float(steps)
     for key in ("restarts", "eot", "search_steps"):
+        if key == "search_steps" and getattr(attack, "mode", "search") != "search":
+            continue  # CW with a fixed c runs one round
         cost *= float(getattr(attack, key, 1) or 1)
     return cost
 
