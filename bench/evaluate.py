@@ -42,7 +42,7 @@ from torch import nn
 
 from bench.attacks.base import Attack, frozen_eval, perturbation_norm
 from bench.attacks.eot import is_stochastic
-from bench.errors import BenchError
+from bench.errors import BenchError, ModelCardError
 from bench.results import (
     NOT_EVALUATED,
     Matrix,
@@ -418,7 +418,11 @@ def run_models(
     run_info["models"] = list(dict.fromkeys([*old.get("models", []), *(spec.name for spec in models)]))
     for spec in models:
         t0 = time.perf_counter()
-        model = spec.load()
+        try:
+            model = spec.load()
+        except ModelCardError as e:  # e.g. a checkpoint file missing: the other models still run
+            log(f"note: skipping {spec.name}: {e}")
+            continue
         info = {"name": spec.name, **spec.info}
         write_json_atomic(out / "cells" / safe_name(spec.name) / "model.json", info)
         key = {"checkpoint_sha256": info.get("checkpoint_sha256", ""), "dataset": data.name,
