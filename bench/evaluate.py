@@ -510,9 +510,11 @@ def run_command(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     progress = not getattr(args, "quiet", False)
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
-    run_models(models, suite, data, out, full_matrix=args.full_matrix, batch_size=args.batch_size,
-               seed=args.seed, device=device, progress=progress, command=command, data_source=args.data,
-               log=log)
+    rows = run_models(models, suite, data, out, full_matrix=args.full_matrix, batch_size=args.batch_size,
+                      seed=args.seed, device=device, progress=progress, command=command,
+                      data_source=args.data, log=log)
+    if not rows:
+        raise BenchError(f"no model could be evaluated (see the notes above); nothing written to {out}")
     from bench import report
 
     if not args.no_report:
