@@ -11,7 +11,6 @@ from bench import check as chk
 from bench import evaluate as ev
 from bench.data import load_eval
 from bench.suites import Entry, Suite
-from bench.tiny import train_tiny_digits
 
 # a CI-like suite whose PGD fools digits (8/255 barely moves them)
 SUITE = Suite("ci-digits", "test", (
@@ -32,8 +31,8 @@ class NoisyNet(nn.Module):
 
 
 @pytest.fixture(scope="module")
-def committed(tmp_path_factory):
-    tiny = train_tiny_digits(epochs=5)
+def committed(tmp_path_factory, tiny_digits_model):
+    tiny = tiny_digits_model
     models = {"tiny": tiny, "noisy": NoisyNet(tiny)}
     out = tmp_path_factory.mktemp("committed")
     specs = [ev.ModelSpec("tiny", lambda: tiny, {"checkpoint_sha256": "t"}),

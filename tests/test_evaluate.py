@@ -17,7 +17,6 @@ from bench.data import load_eval
 from bench.errors import BenchError
 from bench.results import load, merge_matrices
 from bench.suites import Entry, Suite, get_suite
-from bench.tiny import train_tiny_digits
 
 N = 96
 # deterministic attacks (no random start) strong enough to fool some digits
@@ -33,8 +32,8 @@ RANDOM = Suite("rnd", "test", (
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    return train_tiny_digits(epochs=5)
+def tiny(tiny_digits_model):  # conftest's session model (not modified here)
+    return tiny_digits_model
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ PLATFORM_SMALL = Suite("platform-small", "test: L2 and L-inf PGD", (
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    tiny = train_tiny_digits(epochs=5)
+def runs(tmp_path_factory, tiny_digits_model):
+    tiny = tiny_digits_model
     other = train_tiny_digits(epochs=2)  # a weaker second row
     data = load_eval("digits", 48)
     models = [ev.ModelSpec("tiny", lambda: tiny, {"checkpoint_sha256": "a"}),
