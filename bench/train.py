@@ -407,7 +407,8 @@ def train(card: Card | str, *, epochs: int | None = None, resume: bool = False, 
           update_card: bool = False, max_minutes: float | None = None, fit_minutes: float | None = None,
           batch_size: int | None = None, dataset: str | None = None, source: str = "npz",
           device: str = "auto", seed: int | None = None, max_batches: int | None = None,
-          progress: bool = True, eval_passes: int | None = None, log=print) -> TrainResult:
+          progress: bool = True, eval_passes: int | None = None, runs_dir: str | Path | None = None,
+          log=print) -> TrainResult:
     """Train ``card`` (see the module docstring). ``fit_minutes`` first times a few batches and lowers the
     number of epochs so the whole schedule fits in that many minutes; ``max_minutes`` stops cleanly after
     the epoch that passes it (resume later with ``resume=True``)."""
@@ -418,8 +419,9 @@ def train(card: Card | str, *, epochs: int | None = None, resume: bool = False, 
     if update_card and dataset != card.data:
         raise BenchError(f"--update-card needs the card's own data ({card.data}), not {dataset}")
     t_start = time.perf_counter()
+    run_dir = Path(runs_dir or RUNS_DIR) / (card.name if dataset == card.data else f"{card.name}-{dataset}")
     tr = Trainer(card, epochs=epochs, batch_size=batch_size, dataset=dataset, source=source, device=device,
-                 seed=seed, max_batches=max_batches, progress=progress)
+                 seed=seed, max_batches=max_batches, progress=progress, run_dir=run_dir)
     last = tr.run_dir / "last.pt"
     if resume and last.is_file():
         if fit_minutes:  # the saved schedule fixes the epochs
@@ -427,7 +429,7 @@ def train(card: Card | str, *, epochs: int | None = None, resume: bool = False, 
             if s.get("epochs") != tr.epochs:
                 tr = Trainer(card, epochs=int(s["epochs"]), batch_size=batch_size, dataset=dataset,
                              source=source, device=device, seed=seed, max_batches=max_batches,
-                             progress=progress)
+                             progress=progress, run_dir=run_dir)
         tr.load_state(last)
         log(f"{card.name}: resumed from {last} after epoch {tr.epoch}/{tr.epochs}")
     elif fit_minutes:

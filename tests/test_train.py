@@ -1,0 +1,181 @@
+"""Training recipes on digits: schedule draws, augmentation, one short epoch per recipe, resume, card
+update."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench import zoo
+from bench.train import MixedSchedule, Recipe, augment, parse_number, toml_value, train, write_result
+from bench.utils import REPO_ROOT
+
+SMALL_CARDS = ["regular", "pni", "smoothing", "gaussian-smoothing", "smoothing-pgd", "smoothing-pgd-fgsm",
+               "smoothing-pgd-fgsm-cw", "smoothing-pgd-fgsm-cw-pni", "pgd-at", "slwta"]
+
+
+def digits_card(name: str, tmp_path: Path, **recipe_overrides) -> zoo.Card:
+    card = zoo.get_card(name)
+    recipe = {**card.recipe, **recipe_overrides}
+    if "attacks" in recipe and "pgd-linf" in recipe["attacks"]:
+        recipe["attacks"] = {**recipe["attacks"], "pgd-linf": {**recipe["attacks"]["pgd-linf"], "steps": 2}}
+    return dataclasses.replace(card, data="digits", recipe=recipe, checkpoint=str(tmp_path / f"{name}.pt"),
+                               path=None)
+
+
+@pytest.mark.parametrize("pool, clean, expect", [
+    (["pgd-linf", "fgsm", "cw-l2", "noise"], 4, {"clean": 0.5, "pgd-linf": 0.125, "fgsm": 0.125,
+                                                 "cw-l2": 0.125, "noise": 0.125}),
+    (["pgd-linf", "fgsm"], 4, {"clean": 0.5, "pgd-linf": 0.25, "fgsm": 0.25}),
+    (["pgd-linf", "fgsm", "cw-l2"], 4, {"clean": 0.5, "pgd-linf": 1 / 6, "fgsm": 1 / 6, "cw-l2": 1 / 6}),
+    (["pgd-linf"], 4, {"clean": 0.5, "pgd-linf": 0.5}),
+])
+def test_mixed_schedule_frequencies(pool, clean, expect):
+    s = MixedSchedule(pool, slots=8, clean_slots=clean, seed=1)
+    n = 24_000
+    counts = Counter((s.draw() or "clean") for _ in range(n))
+    assert set(counts) == set(expect)
+    for k, p in expect.items():
+        assert counts[k] / n == pytest.approx(p, abs=0.012), k
+
+
+def test_full_pool_slot_order_and_pgd_at():
+    s = MixedSchedule(["pgd-linf", "fgsm", "cw-l2", "noise"], slots=8, clean_slots=4, seed=0)
+    g = torch.Generator().manual_seed(0 + 7919)
+    for _ in range(200):
+        r = int(torch.randint(8, (1,), generator=g))
+        assert s.draw() == (None if r < 4 else ["pgd-linf", "fgsm", "cw-l2", "noise"][r - 4])
+    at = MixedSchedule(["pgd-linf"], slots=1, clean_slots=0)
+    assert all(at.draw() == "pgd-linf" for _ in range(50))
+    assert all(MixedSchedule([], 1, 1).draw() is None for _ in range(5))
+
+
+def test_augment_crop_and_flip():
+    torch.manual_seed(0)
+    x = torch.rand(64, 3, 8, 8)
+    out = augment(x, pad=2, flip=True)
+    assert out.shape == x.shape
+    # every output is a shifted (and maybe flipped) copy: its centre 4x4 appears in the padded original
+    assert not torch.equal(out, x)
+    same = augment(x, pad=0, flip=False)
+    assert torch.equal(same, x)
+    flipped = (augment(x, pad=0, flip=True) == x.flip(3)).flatten(1).all(1)
+    kept = (augment(x, pad=0, flip=True) == x).flatten(1).all(1)
+    assert flipped.any() or kept.any()
+
+
+def test_parse_number_and_toml_values():
+    assert parse_number("8/255") == pytest.approx(8 / 255)
+    assert parse_number(0.5) == 0.5
+    text = "\n".join(f"k{i} = {toml_value(v)}" for i, v in enumerate([1, 0.25, True, 'a "q"', [1, 2]]))
+    assert tomllib.loads(text) == {"k0": 1, "k1": 0.25, "k2": True, "k3": 'a "q"', "k4": [1, 2]}
+
+
+def test_every_card_recipe_parses():
+    for c in zoo.list_cards():
+        if not c.external:
+            Recipe.from_card(c)
+
+
+@pytest.mark.parametrize("name", SMALL_CARDS)
+def test_one_short_epoch_per_recipe(name, tmp_path):
+    card = digits_card(name, tmp_path)
+    res = train(card, epochs=1, max_batches=2, batch_size=32, device="cpu", progress=False, runs_dir=tmp_path,
+                log=lambda m: None)
+    assert res.finished and res.epochs_done == 1
+    assert (tmp_path / f"{name}.pt").is_file()
+    assert res.history[0]["loss"] > 0 and sum(res.history[0]["batches"].values()) == 2
+    state = torch.load(tmp_path / f"{name}.pt", weights_only=True)
+    model = zoo.build_model(card)
+    model.load_state_dict(state, strict=True)
+    assert (tmp_path / name / "last.pt").is_file() or (tmp_path / f"{name}-digits" / "last.pt").is_file()
+
+
+def test_resume_reproduces_uninterrupted_run(tmp_path):
+    card = digits_card("smoothing-pgd-fgsm-cw-pni", tmp_path)
+    kw = dict(epochs=2, max_batches=3, batch_size=32, device="cpu", progress=False, log=lambda m: None)
+    train(card, out=str(tmp_path / "full.pt"), runs_dir=tmp_path / "a", **kw)
+    part = train(card, out=str(tmp_path / "part.pt"), runs_dir=tmp_path / "b", max_minutes=0, **kw)
+    assert not part.finished and part.epochs_done == 1
+    msgs: list[str] = []
+    kw["log"] = msgs.append
+    done = train(card, out=str(tmp_path / "part.pt"), runs_dir=tmp_path / "b", resume=True, **kw)
+    assert done.finished and done.epochs_done == 2
+    assert any("resumed" in m and "after epoch 1/2" in m for m in msgs)
+    a = torch.load(tmp_path / "full.pt", weights_only=True)
+    b = torch.load(tmp_path / "part.pt", weights_only=True)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_update_card_writes_result(tmp_path):
+    src = zoo.get_card("regular").path.read_text()
+    text = src.replace('data = "cifar10"', 'data = "digits"').replace(
+        'checkpoint = "models/ckpt/regular.pt"', f'checkpoint = "{tmp_path / "regular.pt"}"')
+    (tmp_path / "regular.toml").write_text(text)
+    card = zoo.get_card("regular", models_dir=tmp_path)
+    res = train(card, epochs=1, max_batches=3, batch_size=64, device="cpu", progress=False, update_card=True,
+                runs_dir=tmp_path, log=lambda m: None)
+    again = zoo.get_card("regular", models_dir=tmp_path)
+    assert again.trained and again.sha256 == res.sha256
+    assert again.clean_accuracy == pytest.approx(res.clean_accuracy, abs=1e-4)
+    assert again.epochs_done == 1 and again.train_time_s is not None and "CPU" in again.machine
+    assert again.description == card.description  # the human part of the card is kept
+    model = zoo.load_model(again)
+    acc, _ = zoo.clean_accuracy(model, *_digits_eval())
+    assert acc == pytest.approx(again.clean_accuracy, abs=1e-4)  # deterministic model: exact figure
+    write_result(again.path, {"sha256": "", "note": "x"})
+    assert not zoo.get_card("regular", models_dir=tmp_path).trained
+
+
+def _digits_eval():
+    from bench.data import load_eval
+
+    ev = load_eval("digits")
+    return ev.x, ev.y
+
+
+def test_cli_train_digits_under_a_minute(tmp_path):
+    out = tmp_path / "regular.pt"
+    t0 = time.perf_counter()
+    cmd = ["-m", "bench", "train", "regular", "--dataset", "digits", "--epochs", "1", "--out", str(out)]
+    r = subprocess.run([sys.executable, *cmd], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "BENCH_NO_PROGRESS": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    if os.getloadavg()[0] <= (os.cpu_count() or 1):  # the timing bar is for an otherwise idle machine
+        assert time.perf_counter() - t0 < 60
+    card = dataclasses.replace(zoo.get_card("regular"), data="digits")
+    model = zoo.build_model(card)
+    model.load_state_dict(torch.load(out, weights_only=True), strict=True)
+
+
+@pytest.mark.slow
+def test_kill_then_resume_continues(tmp_path):
+    runs = REPO_ROOT / "runs" / "pgd-at-digits"
+    last = runs / "last.pt"
+    last.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "bench.train", "pgd-at", "--dataset", "digits", "--epochs", "6",
+           "--out", str(tmp_path / "m.pt"), "--no-progress"]
+    p = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    t0 = time.time()
+    while not last.is_file() and time.time() - t0 < 300:
+        time.sleep(0.5)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    saved = torch.load(last, weights_only=True)["epoch"]
+    assert 1 <= saved < 6
+    r = subprocess.run(cmd + ["--resume"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert f"after epoch {saved}/6" in r.stdout
+    assert torch.load(last, weights_only=True)["epoch"] == 6
