@@ -3,9 +3,10 @@
 One loop, two step rules. Per sample, the attack keeps the FIRST iterate (over steps and restarts) that the
 model misclassifies; with ``early_stop=True`` such samples leave the batch at once (active-set shrinking: the
 batch gets smaller, it is not masked), deciding "fooled" from the logits of the forward pass that also gives
-the gradient, so no extra forward is spent per step; one forward after the last step checks the final
-iterate. With ``early_stop=False`` every sample does every step and the result is the last iterate: the exact
-torchattacks iteration (same operations in the same order), which the cross-check matches to 1e-5.
+the gradient, so no extra forward is spent per step (the last iterate is returned whether it fools or not, so
+it needs no check; with restarts, one forward on each restart's last iterate decides who restarts). With
+``early_stop=False`` every sample does every step and the result is the last iterate: the exact torchattacks
+iteration (same operations in the same order), which the cross-check matches to 1e-5.
 
 Units: pixels in [0, 1]; ``eps``/``alpha`` in the same units (L-inf: 8/255 per pixel; L2: Euclidean norm of
 the whole image perturbation).
@@ -71,7 +72,7 @@ class _PGD(Attack):
         if len(x) == 0:
             return out
         todo: torch.Tensor | None = None  # indices still unfooled after a restart (None = all)
-        for _ in range(self.restarts):
+        for restart in range(self.restarts):
             if todo is None:
                 idx, xs, ys = None, x, y
             else:
@@ -96,8 +97,8 @@ class _PGD(Attack):
                 out.copy_(x_adv)
             elif idx.numel():
                 out.index_copy_(0, idx, x_adv)
-            if self.restarts == 1 or (idx is not None and idx.numel() == 0):
-                break
+            if restart == self.restarts - 1 or (idx is not None and idx.numel() == 0):
+                break  # the last iterate is the answer whether it fools or not: no check needed
             with torch.no_grad():  # the final iterate: fooled samples are done, the others restart
                 fooled = model(x_adv).argmax(1) != ys
             alive = (~fooled).nonzero().squeeze(1)

@@ -1,0 +1,33 @@
+"""Shared fixtures: the tiny digits CNN (trained once per session, about 2 s) and its evaluation images.
+
+Tests run single-threaded: the models are tiny (intra-op threads buy nothing) and on a shared 2-core box
+OpenMP threads that spin-wait under oversubscription made one attack step 40x slower (measured: 455 ms vs
+10 ms per forward+gradient pass of the tiny CNN at batch 128). ``BENCH_TEST_THREADS`` overrides.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(int(os.environ.get("BENCH_TEST_THREADS", "1")))
+
+
+@pytest.fixture(scope="session")
+def tiny_digits_model() -> torch.nn.Module:
+    """:class:`bench.tiny.TinyDigitsNet` trained with seed 0 (eval mode, frozen). Shared: do not modify it
+    (copy it with ``copy.deepcopy`` first)."""
+    from bench.tiny import train_tiny_digits
+
+    return train_tiny_digits(seed=0)
+
+
+@pytest.fixture(scope="session")
+def digits_eval() -> tuple[torch.Tensor, torch.Tensor]:
+    """The first 128 digits evaluation images (float32 (128, 1, 8, 8) in [0, 1]) and labels (int64)."""
+    from bench.data import load_eval
+
+    data = load_eval("digits", n=128)
+    return data.x, data.y
