@@ -174,14 +174,35 @@ def make_optimizer(model: nn.Module, r: Recipe) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=r.lr, momentum=r.momentum, nesterov=r.nesterov and r.momentum > 0)
 
 
+class LRShape:
+    """Learning-rate multiplier per optimiser step: linear one-cycle (warm-up from lr/25 over ``pct_start``
+    of the steps, then linear decay to lr/25e3) or cosine. ``total`` can be lowered mid-run (time-fitted
+    training) and is saved with the scheduler's state."""
+
+    def __init__(self, kind: str, total: int, pct_start: float = 0.25, div: float = 25.0,
+                 final_div: float = 1e3):
+        self.kind, self.total, self.pct_start = kind, max(int(total), 1), pct_start
+        self.div, self.final_div = div, final_div
+
+    def __call__(self, step: int) -> float:
+        p = min(step, self.total) / self.total
+        if self.kind == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * p))
+        start, end = 1 / self.div, 1 / (self.div * self.final_div)
+        if p < self.pct_start:
+            return start + (1 - start) * p / self.pct_start
+        return max(end, 1 - (1 - end) * (p - self.pct_start) / max(1 - self.pct_start, 1e-9))
+
+
 def make_scheduler(opt: torch.optim.Optimizer, r: Recipe, total_steps: int):
-    total_steps = max(total_steps, 1)
-    if r.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=r.lr, total_steps=total_steps, pct_start=r.pct_start, anneal_strategy="linear",
-            div_factor=25.0, final_div_factor=1e3, cycle_momentum=False)
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps)
-                                                                                / total_steps)))
+    return torch.optim.lr_scheduler.LambdaLR(opt, LRShape(r.schedule, total_steps, r.pct_start))
+
+
+def set_total_epochs(tr: Trainer, epochs: int) -> None:
+    """Shorten (or lengthen) the planned schedule of a running trainer to ``epochs``."""
+    tr.epochs = int(epochs)
+    for f in tr.sched.lr_lambdas:
+        f.total = max(tr.epochs * tr.steps_per_epoch, 1)
 
 
 # ----------------------------------------------------------------------------------------------- trainer
@@ -438,8 +459,7 @@ def train(card: Card | str, *, epochs: int | None = None, resume: bool = False, 
         log(f"{card.name}: ~{per_epoch:.1f} s/epoch on {tr.device}; {fit} of {tr.epochs} epochs fit in "
             f"{fit_minutes:g} min")
         if fit != tr.epochs:
-            tr.epochs = fit
-            tr.sched = make_scheduler(tr.opt, tr.recipe, fit * tr.steps_per_epoch)
+            set_total_epochs(tr, fit)
     elif resume:
         log(f"{card.name}: no checkpoint at {last}; starting afresh")
     log(f"{card.name}: {tr.recipe.kind} recipe{' + ELBO' if tr.recipe.elbo else ''}, {tr.dataset} "
@@ -452,6 +472,16 @@ def train(card: Card | str, *, epochs: int | None = None, resume: bool = False, 
         mix = ", ".join(f"{k} {v}" for k, v in sorted(rec["batches"].items()))
         log(f"{card.name}: epoch {rec['epoch']}/{tr.epochs} loss {rec['loss']:.4f} train-acc "
             f"{rec['train_acc']:.4f} {rec['time_s']:.1f}s [{mix}]")
+        if fit_minutes and tr.epoch < tr.epochs:  # re-fit the schedule to the time actually measured
+            left = fit_minutes * 60 - (time.perf_counter() - t_start)
+            can = int(left / (rec["time_s"] * 1.05))
+            if tr.epoch + can < tr.epochs:
+                if can <= 0:
+                    log(f"{card.name}: out of time after epoch {tr.epoch}/{tr.epochs} (--fit-minutes)")
+                    break
+                log(f"{card.name}: epochs take {rec['time_s']:.1f}s; schedule shortened to "
+                    f"{tr.epoch + can} epochs")
+                set_total_epochs(tr, tr.epoch + can)
         if max_minutes is not None and tr.epoch < tr.epochs and \
                 time.perf_counter() - session_t0 > max_minutes * 60:
             log(f"{card.name}: stopping after epoch {tr.epoch}/{tr.epochs} (--max-minutes {max_minutes:g}); "

@@ -179,3 +179,10 @@ def test_kill_then_resume_continues(tmp_path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert f"after epoch {saved}/6" in r.stdout
     assert torch.load(last, weights_only=True)["epoch"] == 6
+
+
+def test_fit_minutes_shortens_the_schedule(tmp_path):
+    card = digits_card("regular", tmp_path)
+    res = train(card, epochs=500, fit_minutes=0.1, max_batches=2, batch_size=32, device="cpu", progress=False,
+                runs_dir=tmp_path, log=lambda m: None)
+    assert res.epochs < 500 and res.epochs_done == res.epochs or not res.finished
