@@ -440,8 +440,8 @@ def _beats(ref: _Row, sus: _Row, tol: float) -> str | None:
 
 def record_flags(records, tol: Tolerances = Tolerances(), stochastic: Mapping[str, bool] | None = None
                  ) -> dict[tuple[str, str], list[str]]:
-    """Every check that needs only the records (#1, #3, #4, #5 and #6); ``stochastic`` overrides the
-    records' ``stochastic`` column per model (e.g. with a measured answer)."""
+    """Every check that needs only the records (#1, #3, #4, #5 and #6); a model counts as stochastic when
+    its records say so or ``stochastic[model]`` (e.g. measured by two forward passes) does."""
     rows = _rows(_records(records))
     out: dict[tuple[str, str], list[str]] = {}
 
@@ -451,7 +451,7 @@ def record_flags(records, tol: Tolerances = Tolerances(), stochastic: Mapping[st
 
     for model in dict.fromkeys(r.model for r in rows):
         mine = [r for r in rows if r.model == model]
-        stoch = (stochastic or {}).get(model, any(r.stochastic for r in mine))
+        stoch = any(r.stochastic for r in mine) or bool((stochastic or {}).get(model, False))
         for r in mine:
             # 1: multi-step weaker than single-step at the same budget (flag on the multi-step row)
             if r.kernel in ITERATIVE_KERNELS:

@@ -271,7 +271,8 @@ def adaptive_entries(stochastic: bool, target: str | None = None,
     ``transfer-PGD``        PGD-20 on ``source``                        same
     ======================  ==========================================  =====================================
 
-    ``source`` defaults to ``pgd-at`` (``regular`` when the target is ``pgd-at``). All L-inf 8/255.
+    ``source`` defaults to ``pgd-at`` (``regular`` when the target is ``pgd-at``); ``source=""`` drops the
+    transfer column (:func:`pick_source` finds a trained one). All L-inf 8/255.
     The suite is evaluated as a full matrix: :mod:`bench.diagnostics` compares its columns (an adaptive attack
     beating the white-box one is the masking signature), which early exit would leave as upper bounds; in
     the cascade the adaptive attacks would also run before EOT-PGD and AutoAttack (cheaper by
@@ -279,6 +280,8 @@ def adaptive_entries(stochastic: bool, target: str | None = None,
     if source is None:
         source = TRANSFER_FALLBACK if target == TRANSFER_SOURCE else TRANSFER_SOURCE
     eot = 20 if stochastic else 1
+    transfer = [] if source == "" else [
+        ("transfer-PGD", "transfer-pgd", {"eps": EPS8, "alpha": EPS2, "steps": 20, "source": source})]
     return [
         ("AutoAttack", "autoattack-rand" if stochastic else "autoattack", {"eps": EPS8}),
         # stochastic model: every step is run; early stop would keep the first iterate that fooled ONE
@@ -287,8 +290,36 @@ def adaptive_entries(stochastic: bool, target: str | None = None,
                              "early_stop": not stochastic}),
         ("surrogate-PGD", "surrogate-pgd", {"eps": EPS8, "steps": 100, "temperature": 1.0}),
         ("BPDA-PGD", "bpda-pgd", {"eps": EPS8, "steps": 50, "eot": 10 if stochastic else 1}),
-        ("transfer-PGD", "transfer-pgd", {"eps": EPS8, "alpha": EPS2, "steps": 20, "source": source}),
+        *transfer,
     ]
+
+
+def pick_source(target: str | None = None, preferred: str | None = None) -> str:
+    """The transfer source for ``target``: the first of ``preferred``, ``pgd-at``, ``regular`` that is not the
+    target and is registered in memory or has a trained zoo card; ``""`` (no transfer column) if none."""
+    from bench.errors import BenchError
+
+    for name in dict.fromkeys(n for n in (preferred, TRANSFER_SOURCE, TRANSFER_FALLBACK) if n):
+        if name == target:
+            continue
+        if name in _SOURCES:
+            return name
+        try:
+            from bench.zoo import get_card
+
+            if get_card(name).trained:
+                return name
+        except BenchError:
+            continue
+    return ""
+
+
+def stochastic_additions(target: str | None = None, source: str | None = None) -> list[tuple[str, str, dict]]:
+    """Columns to append to another suite (``standard``) for a stochastic model: the stochastic flavour of
+    :func:`adaptive_entries` with its ``PGD`` column relabelled ``EOT-PGD`` (``standard`` has its own
+    single-pass ``PGD`` column, which the diagnostics then compare with these)."""
+    return [("EOT-PGD" if label == "PGD" else label, attack, params)
+            for label, attack, params in adaptive_entries(True, target, source)]
 
 
 ADAPTIVE_DESCRIPTION = (
@@ -301,11 +332,12 @@ ADAPTIVE_SUITE = {"stochastic": adaptive_entries(True), "deterministic": adaptiv
 
 
 def adaptive_suite(stochastic: bool, target: str | None = None, source: str | None = None):
-    """The ``adaptive`` suite for one model as a :class:`bench.suites.Suite` (named ``adaptive``)."""
+    """The ``adaptive`` suite for one model as a :class:`bench.suites.Suite` (named ``adaptive``); the
+    transfer source is :func:`pick_source` (``target`` excluded, untrained cards skipped)."""
     from bench.suites import Entry, Suite
 
     entries = tuple(Entry(label, attack, params) for label, attack, params in
-                    adaptive_entries(stochastic, target, source))
+                    adaptive_entries(stochastic, target, pick_source(target, source)))
     flavour = "stochastic" if stochastic else "deterministic"
     return Suite("adaptive", f"{ADAPTIVE_DESCRIPTION} ({flavour} flavour)", entries, default_n=128,
                  full_matrix=True)

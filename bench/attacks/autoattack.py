@@ -21,13 +21,14 @@ torchattacks components seed torch's global RNG (``torch.manual_seed(seed)``): w
 stochastic model's noise during the attack is reproducible. The output is projected once more onto the
 budget (a no-op up to float rounding) before the base class asserts it.
 
-CPU cost (measured on 2 shared cores, ``bench.tiny`` digits CNN, 1x8x8 images, 40k parameters, 32 images):
-``autoattack`` about 0.03 s per image on the undefended net (APGD-CE fools almost everything; the later
-components see few samples) and up to ~1 s per image when every component runs on every image (robust
-samples cost APGD-T 9 x 100 + FAB-T 9 x 100 gradient steps + 5,000 Square queries);
-``autoattack-rand`` (2 x 100 steps x EOT 20 = 4,000 forward/backward passes per robust image) about
-0.2 s per image on the same net. A CIFAR-10 ResNet costs ~100-1000x more per pass: run it on a GPU or on few
-images, and rely on the harness's resumable (model, attack) cells.
+CPU cost (measured with 1 thread on 2 shared cores, 32 digits images 1x8x8, the 40k-parameter
+``bench.tiny`` CNN and its PNI / LWTA variants from ``tests/test_diagnostics.py``):
+``autoattack`` L-inf 0.70 s per image at 8/255 (94 % of the images stay robust, so every component runs on
+them: APGD-T and FAB-T are 9 targets x 100 steps each, Square 5,000 queries), 0.42 s at eps 0.15 (16 %
+robust), L2 0.5: 0.52 s; ``autoattack-rand`` (2 x 100 steps x EOT 20 = 4,000 forward/backward passes per
+image) 0.42 s (PNI) to 0.58 s (LWTA) per image. The cost scales with the model's forward/backward time: a
+CIFAR-10 ResNet is roughly 100-1000x slower per pass on a CPU, so run AutoAttack on a GPU or on few images,
+and rely on the harness's resumable (model, attack) cells.
 """
 
 from __future__ import annotations
