@@ -567,7 +567,7 @@ def write_result(card_path: Path, result: dict) -> None:
     lines = text.splitlines()
     cut = next((i for i, ln in enumerate(lines) if ln.strip() == "[result]"), len(lines))
     head = "\n".join(lines[:cut]).rstrip() + "\n\n"
-    body = "[result]\n# written by `bench train NAME --update-card`; do not edit by hand\n"
+    body = "[result]\n# written by `bench train NAME --update-card` or scripts/measure_clean.py\n"
     body += "".join(f"{k} = {toml_value(v)}\n" for k, v in result.items())
     with atomic_path(card_path, "w") as f:
         f.write(head + body)

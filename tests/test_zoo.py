@@ -147,3 +147,25 @@ def test_copy_of_models_dir_lists(tmp_path):
     for p in zoo.MODELS_DIR.glob("*.toml"):
         shutil.copy(p, tmp_path / p.name)
     assert {c.name for c in zoo.list_cards(models_dir=tmp_path)} >= EXPECTED
+
+
+@pytest.mark.skipif(not _published_path().is_file(), reason="published SLWTA checkpoint absent")
+def test_published_surrogate_is_deterministic():
+    from bench.nets import surrogate
+
+    model = zoo.load_model("slwta-wrn34-1-panousis2021")
+    x = torch.rand(2, 3, 32, 32)
+    assert not torch.equal(model(x), model(x))  # nearly one-hot random choice at T = 0.01
+    with surrogate(model, temperature=1.0):
+        assert torch.equal(model(x), model(x))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _published_path().is_file(), reason="published SLWTA checkpoint absent")
+def test_published_clean_accuracy_matches_authors():
+    from bench.data import load_eval
+
+    torch.manual_seed(0)
+    ev = load_eval("cifar10")
+    acc, _ = zoo.clean_accuracy(zoo.load_model("slwta-wrn34-1-panousis2021"), ev.x, ev.y, passes=10)
+    assert acc == pytest.approx(0.868, abs=0.015)
