@@ -450,5 +450,9 @@ def test_adaptive_suite_data(honest):
     assert pick_source("pgd-at", "pgd-at") != "pgd-at"  # never the target itself
     assert "transfer-PGD" not in [lbl for lbl, _, _ in adaptive_entries(True, source="")]
     assert set(ADAPTIVE_SUITE) == {"stochastic", "deterministic"}
-    assert [lbl for lbl, _, _ in stochastic_additions("slwta")] == \
-        ["AutoAttack", "EOT-PGD", "surrogate-PGD", "BPDA-PGD", "transfer-PGD"]
+    register_transfer_source("src-x", honest)
+    try:
+        assert [lbl for lbl, _, _ in stochastic_additions("slwta", "src-x")] == \
+            ["AutoAttack", "EOT-PGD", "surrogate-PGD", "BPDA-PGD", "transfer-PGD"]
+    finally:
+        register_transfer_source("src-x", None)

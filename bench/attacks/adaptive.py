@@ -317,9 +317,10 @@ def pick_source(target: str | None = None, preferred: str | None = None) -> str:
 def stochastic_additions(target: str | None = None, source: str | None = None) -> list[tuple[str, str, dict]]:
     """Columns to append to another suite (``standard``) for a stochastic model: the stochastic flavour of
     :func:`adaptive_entries` with its ``PGD`` column relabelled ``EOT-PGD`` (``standard`` has its own
-    single-pass ``PGD`` column, which the diagnostics then compare with these)."""
+    single-pass ``PGD`` column, which the diagnostics then compare with these). Transfer source as in
+    :func:`adaptive_suite`."""
     return [("EOT-PGD" if label == "PGD" else label, attack, params)
-            for label, attack, params in adaptive_entries(True, target, source)]
+            for label, attack, params in adaptive_entries(True, target, pick_source(target, source))]
 
 
 ADAPTIVE_DESCRIPTION = (
