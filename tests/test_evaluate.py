@@ -235,4 +235,4 @@ def test_run_command_end_to_end(tiny, tmp_path, monkeypatch, capsys):
     assert set(df["model"]) == {"a", "b"}
     assert set(df["attack"]) >= {"clean", "FGSM", "PGD", "noise", "worst-case"}
     assert (tmp_path / "leaderboard.md").is_file() and (tmp_path / "figures" / "confidence.png").is_file()
-    assert get_suite("ci").default_n == 256 and df["n"].iloc[0] == 48
+    assert get_suite("ci").default_n == 128 and df["n"].iloc[0] == 48
