@@ -184,3 +184,18 @@ def test_gaussian_smoothing_modes():
         assert is_stochastic(g) and g(x).shape == (3, 10)
         with surrogate(g):
             assert torch.equal(g(x), base(x))
+
+
+def test_lwta_pair_fast_path_matches_general_definition():
+    torch.manual_seed(0)
+    h = torch.randn(8, 6, 5, 5)
+    out = LWTA(U=2).eval()(h).view(8, 3, 2, 5, 5)
+    assert ((out != 0).sum(2) <= 1).all() and ((out != 0).sum(2) == 1).float().mean() > 0.99
+    lw = LWTA(U=2).train()
+    lw(h)
+    q = torch.softmax(h.view(8, 3, 2, 5, 5), dim=2)
+    expected = (q * torch.log(q * 2)).sum(2).flatten(1).sum(1).mean()
+    assert lw.kl.item() == pytest.approx(expected.item(), rel=1e-5)
+    with surrogate(lw, temperature=0.5):
+        hb = h.view(8, 3, 2, 5, 5)
+        assert torch.allclose(lw(h), (hb * torch.softmax(hb / 0.5, 2)).view_as(h), atol=1e-6)

@@ -86,8 +86,34 @@ class LWTA(StochasticLayer):
         winner = (hb.detach() + gumbel_like(hb)).argmax(dim=2, keepdim=True)
         return torch.zeros_like(hb).scatter_(2, winner, 1.0)
 
+    def pair_gate(self, d: torch.Tensor) -> torch.Tensor:
+        """U = 2 fast path: the probability-like gate of the second unit of each pair, from the logit
+        difference ``d = h_1 - h_0``. The difference of two independent standard Gumbels is standard
+        logistic, so ``sigmoid((d + L) / T)`` is exactly the 2-way Gumbel-softmax and ``d + L > 0`` the
+        sampled hard winner (same distributions as :meth:`mask`, half the random numbers)."""
+        if self.in_surrogate:
+            return torch.sigmoid(d / self.surrogate_temperature)
+        u = torch.rand_like(d, dtype=torch.float32).clamp_(1e-7, 1 - 1e-7)
+        logistic = (torch.log(u) - torch.log1p(-u)).to(d.dtype)
+        if self.training:
+            return torch.sigmoid((d + logistic) / self.train_temperature())
+        if self.test == "soft":
+            return torch.sigmoid((d + logistic) / self.test_temperature)
+        return (d.detach() + logistic > 0).to(d.dtype)
+
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         hb = _blocks(h, self.U)
+        if self.U == 2:
+            h0, h1 = hb.unbind(2)
+            d = h1 - h0
+            g = self.pair_gate(d)
+            out = torch.stack((h0 * (1 - g), h1 * g), dim=2)
+            if self.training and not self.in_surrogate:
+                d32 = d.float()
+                lq1, lq0 = F.logsigmoid(d32), F.logsigmoid(-d32)
+                kl = lq1.exp() * lq1 + lq0.exp() * lq0 + math.log(2)
+                self.kl = kl.flatten(1).sum(1).mean()
+            return out.reshape(h.shape)
         out = hb * self.mask(hb)
         if self.training and not self.in_surrogate:
             q = torch.softmax(hb.float(), dim=2)
