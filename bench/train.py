@@ -509,9 +509,12 @@ def train(card: Card | str, *, epochs: int | None = None, resume: bool = False, 
         from bench.zoo import freeze
 
         ev = load_eval(dataset)
-        model = freeze(tr.model.float().to(memory_format=torch.contiguous_format))
+        # the card's figure is measured on the CPU, from the saved checkpoint: GPU kernels round differently
+        # and can flip a borderline image, and `bench check` / the acceptance re-measure on the CPU
+        model = freeze(build_model(card if dataset == card.data else _with_data(card, dataset)))
+        model.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True))
         passes = eval_passes or (5 if is_stochastic(model) else 1)
-        acc, std = clean_accuracy(model, ev.x, ev.y, passes=passes, device=tr.device)
+        acc, std = clean_accuracy(model, ev.x, ev.y, passes=passes, device="cpu")
         res.clean_accuracy, res.clean_accuracy_std = acc, std
         log(f"{card.name}: clean accuracy {acc:.4f} (+- {std:.4f}, {passes} passes) on {len(ev.y)} "
             f"{dataset} test images")
@@ -519,6 +522,7 @@ def train(card: Card | str, *, epochs: int | None = None, resume: bool = False, 
         result = {
             "sha256": res.sha256, "clean_accuracy": round(res.clean_accuracy, 4),
             "clean_accuracy_std": round(res.clean_accuracy_std, 4), "clean_accuracy_passes": passes,
+            "clean_accuracy_device": "cpu",
             "epochs_done": tr.epoch, "epochs_planned": tr.epochs, "train_time_s": round(tr.elapsed, 1),
             "s_per_epoch": round(tr.elapsed / max(tr.epoch, 1), 2), "batch_size": tr.batch_size,
             "machine": machine_string(tr.device),

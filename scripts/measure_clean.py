@@ -43,7 +43,7 @@ def main() -> int:
     if args.update_card:
         result = dict(card.result)
         result.update({"clean_accuracy": round(mean, 4), "clean_accuracy_std": round(std, 4),
-                       "clean_accuracy_passes": passes,
+                       "clean_accuracy_passes": passes, "clean_accuracy_device": args.device,
                        "clean_accuracy_command": f"python scripts/measure_clean.py {card.name} "
                                                  f"--passes {passes} --seed {args.seed} --update-card"})
         write_result(card.path, result)
