@@ -13,6 +13,9 @@ methods.md, "Adaptive attacks"): attack a smooth surrogate there.
 
 from __future__ import annotations
 
+import dataclasses
+from typing import ClassVar
+
 import torch
 from torch import nn
 
@@ -23,8 +26,28 @@ from bench.attacks.registry import register_attack
 
 EOT_DEFAULT = 20
 
-register_attack("eot-pgd-linf", eot=EOT_DEFAULT)(PGDLinf)
-register_attack("eot-fgsm", eot=EOT_DEFAULT)(FGSM)
+
+
+@register_attack("eot-pgd-linf")
+@dataclasses.dataclass
+class EOTPGDLinf(PGDLinf):
+    """:class:`~bench.attacks.pgd.PGDLinf` whose every step averages the gradient over ``eot`` passes."""
+
+    name: ClassVar[str] = "eot-pgd-linf"
+    description: ClassVar[str] = "PGD L-inf with EOT: each step's gradient is the mean over eot passes"
+
+    eot: int = EOT_DEFAULT
+
+
+@register_attack("eot-fgsm")
+@dataclasses.dataclass
+class EOTFGSM(FGSM):
+    """:class:`~bench.attacks.fgsm.FGSM` with the gradient averaged over ``eot`` passes."""
+
+    name: ClassVar[str] = "eot-fgsm"
+    description: ClassVar[str] = "FGSM with EOT: the gradient is the mean over eot passes"
+
+    eot: int = EOT_DEFAULT
 
 
 @torch.no_grad()
