@@ -15,10 +15,24 @@ from bench import __version__
 from bench.errors import BenchError
 
 
+#: --data value -> (dataset, source): one place maps the user's word to bench.data's two axes
+DATA_CHOICES = {"cifar10": ("cifar10", "npz"), "npz": ("cifar10", "npz"), "torchvision": ("cifar10", "torchvision"),
+                "digits": ("digits", "npz")}
+
+
+def _split_data_flag(args: argparse.Namespace) -> None:
+    if not hasattr(args, "data"):
+        return
+    dataset, source = DATA_CHOICES[args.data]
+    args.dataset = args.dataset or dataset
+    args.data = source
+
+
 def _add_data_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="cifar10", help="cifar10 (default) or digits")
-    p.add_argument("--data", default="npz", choices=["npz", "torchvision"],
-                   help="npz: the shipped files in $BENCH_DATA_DIR (default); torchvision: its CIFAR10 files")
+    p.add_argument("--data", default="cifar10", choices=list(DATA_CHOICES),
+                   help="cifar10: the shipped CIFAR-10 files in $BENCH_DATA_DIR (default); torchvision: "
+                        "torchvision's CIFAR10 files; digits: scikit-learn's 8x8 digits (fast tests)")
+    p.add_argument("--dataset", default=None, help=argparse.SUPPRESS)  # older spelling of --data
     p.add_argument("--n", type=int, default=None, help="evaluate the first N images in canonical order")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
@@ -90,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bench`` console script."""
     args = build_parser().parse_args(argv)
+    _split_data_flag(args)
     module, func = args.handler.split(":")
     try:
         handler = getattr(importlib.import_module(module), func)
