@@ -87,9 +87,8 @@ def torchattacks_equivalent(attack: Attack, model: nn.Module, n: int) -> tuple[A
                 return ta.EOTPGD(model, eot_iter=attack.eot, **kw), "torchattacks EOTPGD"
             return ta.PGD(model, **kw), ""
         if isinstance(attack, PGDL2) and attack.eot == 1:
-            # our loss is summed over the batch (per-sample gradients), theirs is the mean: the same step
-            # needs their division epsilon scaled by 1/n. Their kernel fails on non-contiguous inputs.
-            atk = ta.PGDL2(model, eps_for_division=GRAD_NORM_EPS / n, **kw)
+            # their kernel fails on non-contiguous inputs (view on a permuted tensor)
+            atk = ta.PGDL2(model, eps_for_division=GRAD_NORM_EPS, **kw)
             return (lambda x, y: atk(x.contiguous(), y)), ""
         return None, "torchattacks PGDL2 has no EOT"
     if isinstance(attack, CWL2):

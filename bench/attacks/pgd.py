@@ -23,9 +23,9 @@ from torch import nn
 from bench.attacks.base import Attack, _per_sample, input_grad, l2_norm, project_l2_, project_linf_
 from bench.attacks.registry import register_attack
 
-#: Added to the per-sample gradient norm before the L2 step divides by it (the sum-reduced loss gives each
-#: sample its own gradient scale, independent of the batch; torchattacks' ``eps_for_division`` = this / N).
-GRAD_NORM_EPS = 1e-12
+#: Added to the per-sample gradient norm before the L2 step divides by it (as torchattacks'
+#: ``eps_for_division``).
+GRAD_NORM_EPS = 1e-10
 
 
 @dataclasses.dataclass
