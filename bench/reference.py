@@ -467,7 +467,7 @@ def crosscheck_command(args: argparse.Namespace) -> int:
     seed = getattr(args, "seed", 0)
     model, dataset = load_reference_model(args.model, device, seed=seed)
     if dataset is None:
-        dataset = getattr(args, "dataset", "cifar10")
+        dataset = getattr(args, "dataset", None) or "cifar10"
     data = load_eval(dataset, n=getattr(args, "n", 128), source=getattr(args, "data", "npz"))
     x, y = data.x.to(device), data.y.to(device)
     attacks = getattr(args, "attacks", "all")

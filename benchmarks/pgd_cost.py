@@ -2,7 +2,7 @@
 and ART, measured side by side in one run (issue 3's acceptance benchmark; ``bench speed`` runs the same
 section plus the heavier ones).
 
-    .venv/bin/python benchmarks/pgd_cost.py [--repeats 3] [--batch 256] [--json results/speed/pgd_cost.json]
+    .venv/bin/python benchmarks/pgd_cost.py [--repeats 5] [--batch 256] [--json results/speed/pgd_cost.json]
 
 Prints a table of median times and the ratios ``pgd_over_limit`` (target <= 1.05), ``pgd_over_torchattacks``
 (target <= 1.0) and ``art_over_pgd``.
@@ -21,7 +21,7 @@ from bench.speed import speed_command
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--repeats", type=int, default=3, help="timed rounds; the median is reported")
+    ap.add_argument("--repeats", type=int, default=5, help="timed rounds; the median is reported")
     ap.add_argument("--json", dest="json_path", default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dataset", default="cifar10")
