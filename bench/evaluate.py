@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,13 @@ def derive_seed(seed: int, *parts: object) -> int:
     """A 63-bit seed from ``seed`` and any labels (sha256: stable across runs, machines and Python)."""
     text = "|".join(str(p) for p in (seed, *parts))
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") & ((1 << 63) - 1)
+
+
+def samples_id(index, y) -> str:
+    """The evaluation set's id in cell keys: sha256 of its canonical ids and labels (16 hex digits)."""
+    index = np.asarray(index, dtype=np.int64)
+    labels = torch.as_tensor(y).long().cpu().numpy()
+    return hashlib.sha256(index.tobytes() + labels.tobytes()).hexdigest()[:16]
 
 
 @contextmanager
@@ -132,8 +140,11 @@ class CellCache:
     model: str
     key: dict = field(default_factory=dict)
 
+    def path(self, label: str) -> Path:
+        return cell_path(self.out, self.model, label)
+
     def get(self, label: str, key: dict) -> dict[str, np.ndarray] | None:
-        found = load_cell(cell_path(self.out, self.model, label))
+        found = load_cell(self.path(label))
         if found is None:
             return None
         arrays, meta = found
@@ -143,12 +154,12 @@ class CellCache:
                           if want.get(k) != meta.get("key", {}).get(k))
             where = self.out / "cells" / safe_name(self.model)
             raise BenchError(
-                f"{cell_path(self.out, self.model, label)} was computed with a different configuration "
+                f"{self.path(label)} was computed with a different configuration "
                 f"({', '.join(diff)} differ): use another --out, or delete {where}")
         return arrays
 
     def put(self, label: str, key: dict, arrays: dict[str, np.ndarray]) -> None:
-        save_cell(cell_path(self.out, self.model, label), arrays, {"key": {**self.key, **key}})
+        save_cell(self.path(label), arrays, {"key": {**self.key, **key}})
 
 
 # ----------------------------------------------------------------------------------------------- evaluate
@@ -313,7 +324,7 @@ def evaluate(
     model = model.to(device)
     if stochastic is None:
         stochastic = detect_stochastic(model, x, device, seed)
-    ids = hashlib.sha256(index.tobytes() + y.numpy().tobytes()).hexdigest()[:16]
+    ids = samples_id(index, y)
     base_key = {"samples": ids, "n": len(x), "seed": seed, "batch_size": batch_size, "mode": mode,
                 "stochastic": bool(stochastic)}
 
@@ -421,6 +432,9 @@ def run_models(
         run_info["commands"] = [command]
     models = list(models)
     run_info["models"] = list(dict.fromkeys([*old.get("models", []), *(spec.name for spec in models)]))
+    from bench import distributed
+
+    shard = distributed.current_shard(len(data), batch_size)  # None outside torchrun
     for spec in models:
         t0 = time.perf_counter()
         try:
@@ -432,10 +446,15 @@ def run_models(
         write_json_atomic(out / "cells" / safe_name(spec.name) / "model.json", info)
         key = {"checkpoint_sha256": info.get("checkpoint_sha256", ""), "dataset": data.name,
                "data_sha256": data.source_sha256}
-        matrix = evaluate(model, data.x, data.y, suite, full_matrix=full_matrix, batch_size=batch_size,
-                          seed=seed, device=device, progress=progress,
-                          stochastic=True if info.get("stochastic") else None, index=data.index,
-                          name=spec.name, cache=CellCache(out, spec.name, key))
+        run = partial(evaluate, model, attacks=suite, full_matrix=full_matrix, batch_size=batch_size,
+                      seed=seed, device=device, progress=progress,
+                      stochastic=True if info.get("stochastic") else None, name=spec.name)
+        if shard:  # under torchrun: this rank's images; rank 0 gets the merged matrix, the others None
+            matrix = shard.evaluate(run, data, out, spec.name, key)
+            if matrix is None:
+                continue
+        else:
+            matrix = run(data.x, data.y, index=data.index, cache=CellCache(out, spec.name, key))
         matrix.meta["checkpoint_sha256"] = info.get("checkpoint_sha256", "")
         matrix.save(matrix_path(out, spec.name))
         collect_records(out, run_info)
@@ -443,7 +462,7 @@ def run_models(
         log(f"{spec.name}: clean {100 * matrix.clean_correct.mean():.1f} %, worst case "
             f"{100 * (wc == 1).mean():.1f} % over {', '.join(matrix.labels)} "
             f"({time.perf_counter() - t0:.1f} s{', stochastic' if matrix.meta['stochastic'] else ''})")
-    return collect_records(out, run_info)
+    return collect_records(out, run_info) if shard is None or shard.is_main else []
 
 
 def collect_records(out: str | Path, run_info: dict) -> list[dict]:
@@ -483,17 +502,18 @@ def select_cards(spec: str) -> list:
 
 def run_command(args: argparse.Namespace) -> int:
     """``bench run``: evaluate zoo models under a suite, write records + matrices + leaderboard, print it."""
+    from bench import distributed
     from bench.data import load_eval
     from bench.zoo import load_model
 
-    if getattr(args, "workers", None) and args.workers > 1:
-        raise BenchError("--workers (torchrun sharding) is not available yet; run without it")
+    if getattr(args, "workers", None) and args.workers > 1:  # launch torchrun with the same arguments
+        return distributed.launch_local(args.workers)
     if getattr(args, "diagnose", False):
         raise BenchError("--diagnose (gradient-masking diagnostics) is not available yet; run without it")
     suite = get_suite(args.suite or DEFAULT_SUITE)
     n = args.n if args.n is not None else suite.default_n
     out = Path(args.out) if args.out else REPO_ROOT / "results" / "latest"
-    device = resolve_device(args.device)
+    device = distributed.init(resolve_device(args.device))  # under torchrun: join the group, rank's device
     cards = select_cards(args.models)
     models = []
     for card in cards:
@@ -518,6 +538,8 @@ def run_command(args: argparse.Namespace) -> int:
     rows = run_models(models, suite, data, out, full_matrix=args.full_matrix, batch_size=args.batch_size,
                       seed=args.seed, device=device, progress=progress, command=command,
                       data_source=args.data, log=log)
+    if not distributed.is_main():  # another torchrun rank: rank 0 merged and writes records and report
+        return 0
     if not rows:
         raise BenchError(f"no model could be evaluated (see the notes above); nothing written to {out}")
     from bench import report
