@@ -276,10 +276,10 @@ def _compare(label: str, attack: Attack, model: nn.Module, classifier, x: torch.
         first, accs = None, []
         t = time.perf_counter()
         for s in seeds:
-            if ours:
-                adv = attack(model, x, y, generator=torch.Generator(device=x.device).manual_seed(s))
-            else:
-                with _seeded(s):
+            with _seeded(s):  # global RNGs too: a stochastic model draws its noise from them
+                if ours:
+                    adv = attack(model, x, y, generator=torch.Generator(device=x.device).manual_seed(s))
+                else:
                     adv = fn(x, y).detach()
             first = adv if first is None else first
             accs.append(_pct(_robust(model, adv, x, y, clean_ok, thr)))
