@@ -1,8 +1,9 @@
 """``bench check``: re-measure committed results and fail when robust accuracy drifts.
 
-It reads a results directory (default ``results/ci``), rebuilds the exact suite, images, seeds, batch size and
-mode that its records name, re-evaluates every model in memory (the directory is not written) and compares
-each (model, column) row with the committed one:
+It reads a results directory (default ``results/ci``), rebuilds the exact suite (each model's own flavour
+where the run recorded one: ``model_suites``, e.g. ``adaptive``), images, seeds, batch size, mode and number
+of stochastic passes R that its records name, re-evaluates every model in memory (the directory is not
+written) and compares each (model, column) row with the committed one:
 
 * deterministic model: the counts must be identical (``count`` and, under early exit, ``count_hi``);
 * stochastic model: each accuracy may move by at most ``TOLERANCE_SE`` = 3 binomial standard errors of the
@@ -27,6 +28,7 @@ from torch import nn
 
 from bench.errors import BenchError
 from bench.results import read_records, record_rows
+from bench.stochastic import R_DEFAULT
 from bench.suites import get_suite, suite_from_run
 from bench.utils import REPO_ROOT, resolve_device
 
@@ -74,7 +76,6 @@ def check(
     run, rows = read_records(results)
     dev = resolve_device(device)
     loader = model_loader or _zoo_loader(dev)
-    suite = suite_from_run(run)
     notes = []
     try:
         current = {e.label: e.build().spec() for e in get_suite(run["suite"]).entries}
@@ -110,9 +111,11 @@ def check(
                             "note": f"checkpoint changed: {str(old[0].get('checkpoint_sha256'))[:12]} -> "
                                     f"{str(sha)[:12]}"})
                 continue
-            matrix = evaluate(model, data.x, data.y, suite, full_matrix=run.get("mode") == "full-matrix",
+            matrix = evaluate(model, data.x, data.y, suite_from_run(run, name),
+                              full_matrix=run.get("mode") == "full-matrix",
                               batch_size=int(run["batch_size"]), seed=int(run["seed"]), device=dev,
-                              progress=progress, stochastic=stochastic or None, index=data.index, name=name)
+                              progress=progress, stochastic=stochastic or None, index=data.index, name=name,
+                              R=int(run.get("R", R_DEFAULT)))
         except Exception as e:  # a broken kernel's own assertion is a failure, not a crash
             where = traceback.extract_tb(e.__traceback__)[-1]
             out.append({**base, "attack": "*", "ok": False,

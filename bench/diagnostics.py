@@ -504,6 +504,67 @@ def _doubled(a: dict, b: dict) -> str | None:
 
 # ----------------------------------------------------------------------------------------------- entry point
 MEASURES = ("stochastic", "gradients", "single-step", "eps-sweep", "convergence", "eot")
+#: the order in which :func:`plan_measures` keeps measurements under a time budget (most telling first)
+PRIORITY = ("stochastic", "gradients", "eot", "single-step", "eps-sweep", "convergence", "cw")
+
+
+def _pgd_for(rows: list[_Row], eps: float | None) -> tuple[_Row | None, float, dict]:
+    """The records' first full-budget iterative row, the measurement budget and the PGD parameters the
+    measured checks use (the records' own PGD at its eps, else PGD-20 at ``eps`` or 8/255)."""
+    pgd_row = next((r for r in rows if r.kernel in ITERATIVE_KERNELS and r.full_budget), None)
+    e = eps if eps is not None else (float(pgd_row.eps) if pgd_row else 8 / 255)
+    pgd = {**pgd_row.params, "eps": e} if pgd_row and eps is None else default_pgd(e)
+    return pgd_row, e, pgd
+
+
+def _needs_eot_numbers(rows: list[_Row]) -> bool:
+    """Whether some row would carry the EOT flag (a gradient attack with eot = 1): only then the measured
+    accuracies without and with EOT are worth their cost (they are written into that flag)."""
+    return any(r.kernel in EOT_KERNELS and r.eot == 1 for r in rows)
+
+
+def measure_passes(records=None, name: str | None = None, stochastic: bool = False, eot: int = 10,
+                   R: int = 10, eps: float | None = None) -> dict[str, float]:
+    """Estimated cost of each measurement of :func:`diagnose` on one model, in forward+backward passes per
+    image (R-pass predictions counted as half a pass each): what :func:`plan_measures` budgets with."""
+    rows = [r for r in _rows(_records(records)) if name is None or r.model == name]
+    _, _, pgd = _pgd_for(rows, eps)
+    steps, restarts = int(pgd.get("steps", 10)), int(pgd.get("restarts", 1) or 1)
+    pgd_eot = int(pgd.get("eot", 1) or 1)
+    reps = R if stochastic else 1
+    preds = reps  # clean + adversarial predictions, R of each, at half a pass
+    return {
+        "stochastic": 0.0,
+        "gradients": 1.0,
+        "single-step": pgd_eot * (1 + steps * restarts) + 2 * preds,
+        "eps-sweep": len(EPS_SWEEP_DEFAULT) * (20 * (eot if stochastic else 1) + preds),
+        "convergence": pgd_eot * steps * restarts * 5 + 3 * preds,
+        "eot": (steps * (1 + eot) + 2 * preds) if stochastic and _needs_eot_numbers(rows) else 0.0,
+        "cw": 9 * 100.0,
+    }
+
+
+def plan_measures(records=None, name: str | None = None, *, stochastic: bool = False,
+                  seconds_per_pass: float | None = None, n: int = 128, budget_s: float | None = None,
+                  measure: Sequence[str] = MEASURES, eot: int = 10, R: int = 10
+                  ) -> tuple[list[str], list[str]]:
+    """``(kept, skipped)``: the measurements of ``measure`` that fit ``budget_s`` seconds on ``n`` images at
+    ``seconds_per_pass`` per image and forward+backward pass, taken in :data:`PRIORITY` order (a costly one
+    that does not fit is skipped, cheaper ones after it may still run). No budget or no timing: all kept.
+    For slow models on a CPU (a CIFAR WideResNet): the caller reports the skipped checks."""
+    order = [m for m in PRIORITY if m in measure] + [m for m in measure if m not in PRIORITY]
+    if budget_s is None or seconds_per_pass is None:
+        return order, []
+    cost = measure_passes(records, name, stochastic, eot, R)
+    kept, skipped, total = [], [], 0.0
+    for m in order:
+        t = cost.get(m, 0.0) * n * seconds_per_pass
+        if m in ("stochastic", "gradients") or total + t <= budget_s:
+            kept.append(m)
+            total += t
+        else:
+            skipped.append(m)
+    return kept, skipped
 
 
 def diagnose(records=None, model: nn.Module | Mapping[str, nn.Module] | None = None,
@@ -517,7 +578,9 @@ def diagnose(records=None, model: nn.Module | Mapping[str, nn.Module] | None = N
     (images in [0, 1], the first ``n`` are used) the model-level checks in ``measure`` run on it:
     ``stochastic`` (two forward passes differ), ``gradients`` (#7), ``single-step`` (#1, FGSM vs the
     records' PGD or PGD-20, every image), ``eps-sweep`` (#2), ``convergence`` (#5), ``eot`` (#6, accuracy
-    without and with ``eot`` passes; only for stochastic models), and ``cw`` (#3, not by default: slow).
+    without and with ``eot`` passes; only for stochastic models whose records have a gradient attack with
+    eot = 1, the row whose flag carries the numbers), and ``cw`` (#3, not by default: slow). For a time
+    budget see :func:`plan_measures`.
     ``eps``: the budget of the measurements (default: the records' PGD eps, else 8/255). A stochastic model's
     accuracies are means over ``R`` passes. Model-level flags go on the ``worst-case`` row; flags about one
     attack go on its row."""
@@ -540,9 +603,7 @@ def diagnose(records=None, model: nn.Module | Mapping[str, nn.Module] | None = N
         dev = next((p.device for p in m.parameters()), torch.device("cpu"))
         xs, ys = x[:n].to(dev), y[:n].to(dev)
         rows = [r for r in _rows(recs) if r.model == mname]
-        pgd_row = next((r for r in rows if r.kernel in ITERATIVE_KERNELS and r.full_budget), None)
-        e = eps if eps is not None else (float(pgd_row.eps) if pgd_row else 8 / 255)
-        pgd = {**pgd_row.params, "eps": e} if pgd_row and eps is None else default_pgd(e)
+        pgd_row, e, pgd = _pgd_for(rows, eps)
         at = pgd_row.label if pgd_row else HEADLINE
         stoch = is_stochastic_by_forward(m, xs, seed) if "stochastic" in measure else \
             any(r.stochastic for r in rows)
@@ -560,7 +621,7 @@ def diagnose(records=None, model: nn.Module | Mapping[str, nn.Module] | None = N
             flags += [(HEADLINE, f)] if f else []
         if "convergence" in measure:
             flags += [(at, f) for f in convergence_check(m, xs, ys, pgd, reps, seed, tol)[1]]
-        if "eot" in measure and stoch:
+        if "eot" in measure and stoch and _needs_eot_numbers(rows):  # else no row carries the numbers
             eot_numbers[mname] = eot_check(m, xs, ys, {**pgd, "eot": 1}, eot, R, seed)
         if "cw" in measure:
             f = cw_check(m, xs, ys, seed, tol=tol)[1]

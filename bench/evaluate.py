@@ -20,7 +20,15 @@ Seeding (results independent of sharding): samples are processed in blocks of ``
 positions; for each block and attack, the generator of the attack (random starts, noise) and the torch RNG of
 a stochastic model are seeded from ``(seed, column label, canonical id of the block's first sample)``. A
 shard whose boundaries are multiples of ``batch_size`` therefore reproduces exactly the single-process
-numbers. Stochastic models are evaluated with single stochastic forward passes under those seeds.
+numbers. Stochastic models are evaluated with single stochastic forward passes under those seeds (the robust
+flags), and in addition with ``R`` further seeded passes per image, clean and on every adversarial image (the
+mean-over-R accuracy and its spread in the records; :mod:`bench.results`).
+
+Per-model suites and diagnostics (``bench run``): each model gets its own flavour of the suite
+(:func:`bench.suites.model_suite`: the stochastic flavour of ``adaptive``, and ``standard`` plus EOT and
+adaptive columns, for a stochastic model), stored in ``cells/<model>/model.json``. ``--diagnose`` runs
+:func:`bench.diagnostics.diagnose` on each model after its matrix and keeps the flags in
+``cells/<model>/diagnostics.json``; the records' ``warnings`` column is filled from that file.
 """
 
 from __future__ import annotations
@@ -57,7 +65,8 @@ from bench.results import (
     save_cell,
     write_records,
 )
-from bench.suites import DEFAULT_SUITE, Entry, Suite, attack_cost, get_suite
+from bench.stochastic import R_DEFAULT
+from bench.suites import DEFAULT_SUITE, Entry, Suite, attack_cost, get_suite, model_suite, suite_entries
 from bench.utils import REPO_ROOT, make_generator, resolve_device, write_json_atomic
 
 B1_BUDGET_S = 1.0  # at most ~1 s of batch-1 timing per model inside `bench run`
@@ -191,10 +200,12 @@ def _to_uint8(x: torch.Tensor) -> np.ndarray:
     return (x.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-def _clean_pass(model, x, y, index, batch_size, seed, device, progress, desc) -> dict[str, np.ndarray]:
+def _clean_pass(model, x, y, index, batch_size, seed, device, progress, desc, R: int = 0
+                ) -> dict[str, np.ndarray]:
     from tqdm import tqdm
 
     n = len(x)
+    passes = np.zeros((n, R), np.int8) if R else None  # correctness in R further seeded passes
     pred = np.zeros(n, np.int64)
     conf = np.zeros(n, np.float32)
     probs = None
@@ -213,20 +224,34 @@ def _clean_pass(model, x, y, index, batch_size, seed, device, progress, desc) ->
                 probs = np.zeros((n, p.shape[1]), np.float16)
             c, k = p.max(1)
             pred[sl], conf[sl], probs[sl] = k.numpy(), c.numpy(), p.numpy().astype(np.float16)
+            if R:
+                passes[sl] = _pass_correct(model, x[sl].to(device), y[sl].to(device), R,
+                                           derive_seed(seed, "clean", "R", int(index[start])), device)
             bar.update(sl.stop - sl.start)
     seconds = time.perf_counter() - t0
     b1, b256 = inference_ms(model, x, device, seed, min(full_batch_ms) if full_batch_ms else None)
-    return {"pred": pred, "conf": conf, "probs": probs, "seconds": np.float64(seconds),
-            "ms_b1": np.float64(b1), "ms_b256": np.float64(b256)}
+    out = {"pred": pred, "conf": conf, "probs": probs, "seconds": np.float64(seconds),
+           "ms_b1": np.float64(b1), "ms_b256": np.float64(b256)}
+    if R:
+        out["passes"] = passes
+    return out
+
+
+def _pass_correct(model, xb, yb, R: int, seed: int, device) -> np.ndarray:
+    """(len(xb), R) int8: 1 where each of ``R`` seeded stochastic passes classifies the image correctly."""
+    with seeded(seed, device), frozen_eval(model), torch.inference_mode():
+        return torch.stack([model(xb).argmax(1) == yb for _ in range(R)], 1).to(torch.int8).cpu().numpy()
 
 
 def _attack_column(model, attack, label, x, y, index, targets, batch_size, seed, device, progress,
-                   desc) -> dict[str, np.ndarray]:
-    """Attack the samples where ``targets`` is True; flags -1 elsewhere (the caller fills known zeros)."""
+                   desc, R: int = 0) -> dict[str, np.ndarray]:
+    """Attack the samples where ``targets`` is True; flags -1 elsewhere (the caller fills known zeros). With
+    ``R``: also the correctness of each adversarial image in ``R`` further seeded passes (``passes``)."""
     from tqdm import tqdm
 
     n = len(x)
     robust = np.full(n, NOT_EVALUATED, np.int8)
+    passes = np.full((n, R), NOT_EVALUATED, np.int8) if R else None
     norm = np.full(n, np.nan, np.float32)
     raw_norm = np.full(n, np.nan, np.float32)
     pred = np.full(n, -1, np.int16)
@@ -251,6 +276,9 @@ def _attack_column(model, attack, label, x, y, index, targets, batch_size, seed,
                     p = torch.softmax(model(x_adv).float(), 1)
             c, k = p.max(1)
             ok = (k == yb).cpu().numpy()
+            if R:
+                s_r = derive_seed(seed, label, "R", int(index[start]))
+                passes[sel] = _pass_correct(model, x_adv, yb, R, s_r, device)
             seconds += time.perf_counter() - t0
             robust[sel] = ok.astype(np.int8)
             norm[sel] = perturbation_norm(x_adv, xb, kind).cpu().numpy()
@@ -272,6 +300,8 @@ def _attack_column(model, attack, label, x, y, index, targets, batch_size, seed,
             bar.update(len(sel))
     arrays = {"robust": robust, "norm": norm, "raw_norm": raw_norm, "pred": pred, "conf": conf,
               "seconds": np.float64(seconds)}
+    if R:
+        arrays["passes"] = passes
     for k, v in ex.items():
         arrays[f"ex_{k}"] = np.concatenate(v) if v else np.zeros((0,), np.int64)
     if not ex["clean"]:
@@ -296,6 +326,7 @@ def evaluate(
     name: str = "model",
     cache: CellCache | None = None,
     aggregates: Mapping[str, list[str]] | None = None,
+    R: int = R_DEFAULT,
 ) -> Matrix:
     """The per-sample robustness matrix of ``model`` on images ``x`` (float32 NCHW in [0, 1]), labels ``y``.
 
@@ -303,7 +334,9 @@ def evaluate(
     default is early exit (module docstring); ``full_matrix=True`` attacks every clean-correct sample with
     every attack. ``index`` gives the canonical sample ids (default 0..N-1; they seed each block of
     ``batch_size`` positions). ``stochastic`` None detects it (two forward passes differ). ``cache`` makes the
-    evaluation resumable per (model, attack) cell. Also accepts any plain ``nn.Module``.
+    evaluation resumable per (model, attack) cell. Also accepts any plain ``nn.Module``. A stochastic model
+    is also evaluated with ``R`` further seeded passes per image (``clean_passes``, ``robust_passes``; 0 or
+    less: none).
     """
     device = torch.device(device) if not isinstance(device, torch.device) else device
     if batch_size < 1:
@@ -327,11 +360,14 @@ def evaluate(
     ids = samples_id(index, y)
     base_key = {"samples": ids, "n": len(x), "seed": seed, "batch_size": batch_size, "mode": mode,
                 "stochastic": bool(stochastic)}
+    R = max(0, int(R)) if stochastic else 0
+    if R:
+        base_key["R"] = R
 
     key = {**base_key, "label": "clean"}
     clean = cache.get("clean", key) if cache else None
     if clean is None:
-        clean = _clean_pass(model, x, y, index, batch_size, seed, device, progress, f"{name} clean")
+        clean = _clean_pass(model, x, y, index, batch_size, seed, device, progress, f"{name} clean", R)
         if cache:
             cache.put("clean", key, clean)
     correct = clean["pred"] == y.numpy()
@@ -350,8 +386,10 @@ def evaluate(
         if col is None:
             targets = correct if full_matrix else ~fooled
             col = _attack_column(model, attack, label, x, y, index, targets, batch_size, seed, device,
-                                 progress, f"{name} {label}")
+                                 progress, f"{name} {label}", R)
             col["robust"][~correct] = 0  # misclassified clean: not robust by definition (exact)
+            if R:
+                col["passes"][~correct] = 0
             if cache:
                 cache.put(label, key, col)
         cols[label] = col
@@ -366,8 +404,16 @@ def evaluate(
             "specs": specs, "order": [labels[j] for j in order], "aggregates": aggregates,
             "clean_seconds": float(clean["seconds"]), "ms_per_image_b1": float(clean["ms_b1"]),
             "ms_per_image_b256": float(clean["ms_b256"]), "device": str(device)}
-    return Matrix(index=index, y=y.numpy(), labels=labels, clean_pred=clean["pred"].astype(np.int64),
-                  clean_conf=clean["conf"], clean_probs=clean["probs"],
+    passes: dict[str, np.ndarray] = {}
+    if R:  # per pass: robust when the clean AND the adversarial prediction of that pass are right
+        cp = clean["passes"].astype(np.int8)
+        adv = np.stack([cols[label]["passes"] for label in labels], 1) if a else np.zeros((n, 0, R), np.int8)
+        robust_passes = np.where(adv == NOT_EVALUATED, NOT_EVALUATED, adv & cp[:, None]).astype(np.int8)
+        passes = {"clean_passes": cp, "robust_passes": robust_passes}
+        meta["R"] = R
+    return Matrix(**passes, index=index, y=y.numpy(), labels=labels,
+                  clean_pred=clean["pred"].astype(np.int64), clean_conf=clean["conf"],
+                  clean_probs=clean["probs"],
                   robust=stack["robust"].astype(np.int8), norm=stack["norm"].astype(np.float32),
                   raw_norm=stack["raw_norm"].astype(np.float32),
                   pred=stack["pred"].astype(np.int16), conf=stack["conf"].astype(np.float32),
@@ -402,10 +448,18 @@ def run_models(
     command: str = "",
     data_source: str = "npz",
     log: Callable[[str], None] = print,
+    diagnose: bool = False,
+    R: int = R_DEFAULT,
+    diagnose_budget_s: float | None = None,
 ) -> list[dict]:
     """Evaluate each model on ``data`` (a :class:`bench.data.EvalSet`) under ``suite`` into ``out``, resuming
     finished cells; records are rewritten after every model (so Ctrl-C keeps all finished models). Returns
-    the record rows of every model in ``out``."""
+    the record rows of every model in ``out``.
+
+    Each model is evaluated with its own flavour of ``suite`` (:func:`bench.suites.model_suite`; stochastic:
+    the card says so or two forward passes differ), stochastic models also with ``R`` further passes per
+    image. ``diagnose``: then :func:`bench.diagnostics.diagnose` on each model (:func:`diagnose_model`;
+    ``diagnose_budget_s`` caps its measurements per model, default :func:`diagnostics_budget` on a CPU)."""
     out = Path(out)
     device = torch.device(device) if not isinstance(device, torch.device) else device
     mode = "full-matrix" if (full_matrix or suite.full_matrix) else "early-exit"
@@ -418,6 +472,9 @@ def run_models(
                 "order": suite.labels if mode == "full-matrix" else
                 [e.label for e in sorted(suite.entries, key=lambda e: attack_cost(e.build()))],
                 **provenance(seed, str(device), data.source_sha256)}
+    run_info["R"] = R  # stochastic passes per image (mean-over-R columns); bench check re-measures with it
+    if suite.params:  # e.g. adaptive:aa_eot=5 (bench.suites.get_suite)
+        run_info["suite_params"] = dict(suite.params)
     old: dict = {}
     if (out / "records.json").is_file():
         old, _ = read_records(out)
@@ -443,12 +500,15 @@ def run_models(
             log(f"note: skipping {spec.name}: {e}")
             continue
         info = {"name": spec.name, **spec.info}
+        model = model.to(device)
+        stochastic = bool(info.get("stochastic")) or detect_stochastic(model, data.x, device, seed)
+        msuite = model_suite(suite, stochastic, spec.name, data.name)  # this model's flavour of the suite
+        info["suite"] = suite_entries(msuite)
         write_json_atomic(out / "cells" / safe_name(spec.name) / "model.json", info)
         key = {"checkpoint_sha256": info.get("checkpoint_sha256", ""), "dataset": data.name,
                "data_sha256": data.source_sha256}
-        run = partial(evaluate, model, attacks=suite, full_matrix=full_matrix, batch_size=batch_size,
-                      seed=seed, device=device, progress=progress,
-                      stochastic=True if info.get("stochastic") else None, name=spec.name)
+        run = partial(evaluate, model, attacks=msuite, full_matrix=full_matrix, batch_size=batch_size,
+                      seed=seed, device=device, progress=progress, stochastic=stochastic, name=spec.name, R=R)
         if shard:  # under torchrun: this rank's images; rank 0 gets the merged matrix, the others None
             matrix = shard.evaluate(run, data, out, spec.name, key)
             if matrix is None:
@@ -457,6 +517,11 @@ def run_models(
             matrix = run(data.x, data.y, index=data.index, cache=CellCache(out, spec.name, key))
         matrix.meta["checkpoint_sha256"] = info.get("checkpoint_sha256", "")
         matrix.save(matrix_path(out, spec.name))
+        if diagnose:
+            budget = diagnose_budget_s if diagnose_budget_s is not None else (
+                diagnostics_budget(matrix) if device.type == "cpu" else None)
+            diagnose_model(out, spec.name, model, matrix, info, run_info, data, seed=seed, R=R,
+                           budget_s=budget, log=log)
         collect_records(out, run_info)
         wc = matrix.worst_case()
         log(f"{spec.name}: clean {100 * matrix.clean_correct.mean():.1f} %, worst case "
@@ -466,9 +531,16 @@ def run_models(
 
 
 def collect_records(out: str | Path, run_info: dict) -> list[dict]:
-    """Rebuild and write ``records.json``/``records.csv`` from every model matrix in ``out``."""
+    """Rebuild and write ``records.json``/``records.csv`` from every model matrix in ``out``: with each
+    model's own suite where it differs from the run's (``run_info["model_suites"]``, for ``bench check``) and
+    the warnings of its ``diagnostics.json`` (when that file belongs to these very rows)."""
+    from bench.diagnostics import apply_warnings
+
     out = Path(out)
     rows: list[dict] = []
+    model_suites: dict[str, dict] = {}
+    diagnosed: dict[str, dict] = {}
+    run_entries = run_info.get("entries")
     rank = {safe_name(m): i for i, m in enumerate(run_info.get("models", []))}
     paths = sorted((out / "matrices").glob("*.npz"), key=lambda p: (rank.get(p.stem, len(rank)), p.stem))
     for path in paths:
@@ -476,10 +548,125 @@ def collect_records(out: str | Path, run_info: dict) -> list[dict]:
         info_path = out / "cells" / path.stem / "model.json"
         info = (json.loads(info_path.read_text()) if info_path.is_file()
                 else {"name": matrix.meta.get("model")})
-        rows.extend(record_rows(matrix, info, run_info))
+        mrows = record_rows(matrix, info, run_info)
+        name = mrows[0]["model"]
+        own = info.get("suite")
+        if own and json.loads(json.dumps(own["entries"])) != json.loads(json.dumps(run_entries)):
+            model_suites[name] = own
+        diag = _read_diagnostics(out, name, mrows)
+        if diag is not None:
+            apply_warnings(mrows, {(name, label): fl for label, fl in diag["flags"]})
+            diagnosed[name] = {k: diag.get(k) for k in ("measured", "skipped", "n", "seconds")}
+        rows.extend(mrows)
     run_info = {**run_info, "models": list(dict.fromkeys(r["model"] for r in rows))}
+    if model_suites:
+        run_info["model_suites"] = model_suites
+    if diagnosed:
+        run_info["diagnostics"] = diagnosed
     write_records(out, rows, run_info)
     return rows
+
+
+# ----------------------------------------------------------------------------------------------- diagnostics
+DIAG_BUDGET_S = 600.0  # seconds of diagnostic measurements per model on a CPU at least (diagnose_model)
+DIAG_SHARE = 0.25  # ... or this share of the time its attacks took, whichever is more
+DIAG_N = 128  # images the measured checks use
+
+
+def diagnostics_budget(matrix: Matrix) -> float:
+    """Seconds the measured diagnostics of one model may take on a CPU: :data:`DIAG_BUDGET_S`, or a quarter
+    of the model's own attack time when that is more (a model whose evaluation took an hour can afford a
+    quarter hour of checks). Read from the matrix, so a resumed run plans the same checks."""
+    return max(DIAG_BUDGET_S, DIAG_SHARE * float(np.sum(matrix.seconds)))
+
+
+def seconds_per_pass(matrix: Matrix) -> float | None:
+    """Seconds per image and forward+backward pass as this model's attacks took them here (median over its
+    gradient columns of seconds / (images attacked x :func:`bench.suites.attack_cost`)), else twice the
+    clean forward time per image; None when neither is known. Measured, so it includes what a clean
+    timing misses: small batches, EOT, a CPU shared with other jobs."""
+    specs = matrix.meta.get("specs", {})
+    clean = matrix.clean_correct
+    rates = []
+    for j, label in enumerate(matrix.labels):
+        cost = float(specs.get(label, {}).get("cost") or 0)
+        images = int((clean & (matrix.robust[:, j] != NOT_EVALUATED)).sum())
+        if cost >= 2 and images and matrix.seconds[j] > 0:  # multi-pass gradient attacks only
+            rates.append(float(matrix.seconds[j]) / (images * cost))
+    if rates:
+        return float(np.median(rates))
+    ms = matrix.meta.get("ms_per_image_b256")
+    return 2 * ms / 1000 if ms else None
+
+
+def diagnostics_path(out: str | Path, model: str) -> Path:
+    return Path(out) / "cells" / safe_name(model) / "diagnostics.json"
+
+
+def _rows_key(rows: list[dict]) -> str:
+    """A digest of what the diagnostics read from one model's records (counts and parameters, not dates)."""
+    keep = ("attack", "kernel", "count", "count_hi", "n", "exact", "evaluated", "fooled", "params", "eps",
+            "eps_effective", "stochastic", "unbounded_success")
+    text = json.dumps([[r.get(k) for k in keep] for r in rows], default=str, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _read_diagnostics(out: Path, model: str, rows: list[dict]) -> dict | None:
+    """The model's saved diagnostics when they were computed from these rows (else None: stale)."""
+    path = diagnostics_path(out, model)
+    if not path.is_file():
+        return None
+    try:
+        diag = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    return diag if diag.get("key", {}).get("rows") == _rows_key(rows) else None
+
+
+def diagnose_model(out: str | Path, name: str, model: nn.Module, matrix: Matrix, info: dict, run_info: dict,
+                   data, *, seed: int = 0, R: int = R_DEFAULT, budget_s: float | None = None,
+                   n: int = DIAG_N, log: Callable[[str], None] = print) -> dict:
+    """Run :func:`bench.diagnostics.diagnose` on one evaluated model and write
+    ``cells/<model>/diagnostics.json`` (``flags`` as ``[[column, [flag, ...]], ...]``, the measurements run
+    and skipped, their time). Resumable: nothing is measured again while the file belongs to the same
+    records, checkpoint, seed, R and images.
+
+    ``budget_s`` caps the measured checks (:func:`bench.diagnostics.plan_measures`, at the cost of a
+    forward+backward pass that the model's own attacks took, :func:`seconds_per_pass`): a slow model on a CPU
+    (a CIFAR WideResNet) skips the costliest checks (convergence, eps sweep), and the records say which."""
+    from bench import diagnostics as dg
+
+    out = Path(out)
+    rows = record_rows(matrix, info, run_info)
+    n = min(n, matrix.n)
+    stochastic = bool(matrix.meta.get("stochastic"))
+    kept, skipped = dg.plan_measures(rows, name, stochastic=stochastic, n=n, budget_s=budget_s, R=R,
+                                     seconds_per_pass=seconds_per_pass(matrix))
+    key = {"rows": _rows_key(rows), "checkpoint_sha256": info.get("checkpoint_sha256", ""),
+           "data_sha256": run_info.get("data_sha256"), "seed": seed, "R": R, "n": n, "measured": kept}
+    path = diagnostics_path(out, name)
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+            if old.get("key") == json.loads(json.dumps(key, default=str)):
+                return old
+        except json.JSONDecodeError:
+            pass
+    if skipped:
+        log(f"{name}: diagnostics skip {', '.join(skipped)} (over the {budget_s:.0f} s budget here)")
+    t0 = time.perf_counter()
+    flags = dg.diagnose(rows, model, data.x, data.y, name=name, seed=seed, n=n, measure=kept, R=R)
+    seconds = time.perf_counter() - t0
+    labels = [r["attack"] for r in rows]
+    ordered = sorted(flags.items(),
+                     key=lambda kv: labels.index(kv[0][1]) if kv[0][1] in labels else len(labels))
+    diag = {"key": key, "model": name, "flags": [[label, fl] for (_, label), fl in ordered],
+            "measured": kept, "skipped": skipped, "n": n, "seconds": seconds}
+    write_json_atomic(path, diag)
+    shown = sorted({dg.flag_name(f) for _, fl in ordered for f in fl})
+    log(f"{name}: diagnostics ({', '.join(kept)}; {seconds:.0f} s): "
+        + (", ".join(shown) if shown else "no flag"))
+    return diag
 
 
 def select_cards(spec: str) -> list:
@@ -508,8 +695,6 @@ def run_command(args: argparse.Namespace) -> int:
 
     if getattr(args, "workers", None) and args.workers > 1:  # launch torchrun with the same arguments
         return distributed.launch_local(args.workers)
-    if getattr(args, "diagnose", False):
-        raise BenchError("--diagnose (gradient-masking diagnostics) is not available yet; run without it")
     suite = get_suite(args.suite or DEFAULT_SUITE)
     n = args.n if args.n is not None else suite.default_n
     out = Path(args.out) if args.out else REPO_ROOT / "results" / "latest"
@@ -537,7 +722,8 @@ def run_command(args: argparse.Namespace) -> int:
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     rows = run_models(models, suite, data, out, full_matrix=args.full_matrix, batch_size=args.batch_size,
                       seed=args.seed, device=device, progress=progress, command=command,
-                      data_source=args.data, log=log)
+                      data_source=args.data, log=log, diagnose=bool(getattr(args, "diagnose", False)),
+                      R=getattr(args, "passes", None) or R_DEFAULT)
     if not distributed.is_main():  # another torchrun rank: rank 0 merged and writes records and report
         return 0
     if not rows:

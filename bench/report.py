@@ -4,7 +4,10 @@ records, matrices and cells alone: no model is loaded and no attack runs.
 ``leaderboard.md`` holds: the exact command(s), suite and provenance; a Table-1-style table (rows models;
 columns natural, PGD, FGSM, CW, worst case, then the suite's other columns; accuracy in % with the count of
 robust images); a Table-2-style table (per-sample intersection of L2 and L-inf PGD) when the suite has both;
-nominal vs effective budgets; timings; the warnings column with its footnotes; the figures.
+for stochastic models the mean over R stochastic passes with its spread; nominal vs effective budgets (one
+row per distinct configuration of a column: models of one run may have their own suite flavours); timings;
+the warnings column with its footnotes, one explanation per flag (:func:`bench.diagnostics.explain`) and the
+diagnostic checks that ran; the figures.
 """
 
 from __future__ import annotations
@@ -53,15 +56,17 @@ def table1(df) -> tuple[str, list[str]]:
     rows = []
     for model, g in df.groupby("model", sort=False):
         by = {r["attack"]: r for r in g.to_dict("records")}
-        refs = []
+        refs: dict[str, list[int]] = {}  # flag name -> footnote numbers
         for r in g.to_dict("records"):
             for w in filter(None, (r.get("warnings") or "").split(";")):
                 text = f"{model} / {r['attack']}: {w.strip()}"
                 if text not in notes:
                     notes.append(text)
-                refs.append(f"[{notes.index(text) + 1}]")
+                num = notes.index(text) + 1
+                if num not in refs.setdefault(w.split(":", 1)[0].strip(), []):
+                    refs[w.split(":", 1)[0].strip()].append(num)
         stoch = " (stochastic)" if g["stochastic"].any() else ""
-        flags = " ".join(dict.fromkeys(refs)) or "none"
+        flags = "; ".join(f"{name} [{', '.join(map(str, nums))}]" for name, nums in refs.items()) or "none"
         rows.append([model + stoch] + [_pct(by.get(c)) for c in cols] + [flags])
     headers = ["Model"] + [HEADERS.get(c, c) for c in cols] + ["Warnings"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), notes
@@ -84,12 +89,19 @@ def table2(df) -> str | None:
 
 def budget_table(df) -> tuple[str, list[str]]:
     """Markdown table of each attack column's parameters with nominal and effective budget, plus plain
-    sentences for every column whose effective budget is below its nominal one."""
+    sentences for every column whose effective budget is below its nominal one. A column that ran with
+    different attacks or parameters on different models (per-model suites: EOT for stochastic models) gets
+    one row per configuration, naming its models."""
     rows, sentences = [], []
-    attacks = df[(df["kernel"] != "aggregate") & (df["attack"] != "clean")].drop_duplicates("attack")
-    for r in attacks.to_dict("records"):
+    attacks = df[(df["kernel"] != "aggregate") & (df["attack"] != "clean")]
+    models_of = attacks.groupby(["attack", "kernel", "params"], sort=False)["model"].agg(list).to_dict()
+    attacks = attacks.drop_duplicates(["attack", "kernel", "params"])
+    varies = attacks["attack"].duplicated(keep=False)
+    for r, var in zip(attacks.to_dict("records"), varies, strict=True):
         params = json.loads(r["params"] or "{}")
         text = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+        if var:
+            text = f"({', '.join(models_of[(r['attack'], r['kernel'], r['params'])])}) {text}"
         rows.append([r["attack"], r["kernel"], r["norm"], _eps(r["eps"]), _eps(r["eps_effective"]), text])
         eps, eff = r["eps"], r["eps_effective"]
         if eps is not None and eff is not None and eff == eff and eff < eps - 1e-12:
@@ -99,7 +111,7 @@ def budget_table(df) -> tuple[str, list[str]]:
             sentences.append(f"**{r['attack']}**: {how}: its nominal {r['norm']} budget {eps:.4g} is "
                              f"effectively {_eps(eff)}. Compare it with attacks of budget {eff:.4g}, "
                              f"not {eps:.4g}.")
-    for norm, g in attacks[attacks["eps_effective"].notna()].groupby("norm"):
+    for norm, g in attacks[attacks["eps_effective"].notna()].drop_duplicates("attack").groupby("norm"):
         effs = g.set_index("attack")["eps_effective"].astype(float)
         if len(effs) > 1 and effs.max() > 2 * effs.min() and len(g["kernel"].unique()) > 1:
             listed = ", ".join(f"{a} {v:.4g}" for a, v in effs.items())
@@ -107,6 +119,40 @@ def budget_table(df) -> tuple[str, list[str]]:
                              "accuracy under a larger budget says nothing about which attack is stronger.")
     headers = ["Column", "Attack", "Norm", "Nominal eps", "Effective eps", "Parameters"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), sentences
+
+
+def passes_table(df) -> str | None:
+    """Markdown table of the stochastic models: each column's accuracy as the mean over R stochastic passes
+    with its spread (standard deviation over the passes), next to the single-pass number of Table 1."""
+    if "accuracy_mean_R" not in df.columns:
+        return None
+    sto = df[df["R"].notna() & df["stochastic"].astype(bool)]
+    if sto.empty:
+        return None
+    cols = _columns(df)
+    rows = []
+    for model, g in sto.groupby("model", sort=False):
+        by = {r["attack"]: r for r in g.to_dict("records")}
+        cells = []
+        for c in cols:
+            r = by.get(c)
+            if r is None:
+                cells.append("-")
+            elif r["accuracy_mean_R"] is None or r["accuracy_mean_R"] != r["accuracy_mean_R"]:
+                cells.append("bounded (early exit)")
+            else:
+                cells.append(f"{100 * r['accuracy_mean_R']:.2f} +- {100 * r['spread']:.2f}")
+        rows.append([model, _int(g["R"].iloc[0]), *cells])
+    headers = ["Model", "R"] + [HEADERS.get(c, c) for c in cols]
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def flag_explanations(notes: list[str]) -> list[str]:
+    """One line per distinct flag name in the footnotes: the check and what it means."""
+    from bench.diagnostics import explain, flag_name
+
+    names = dict.fromkeys(flag_name(n.split(": ", 1)[1]) for n in notes if ": " in n)
+    return [f"- `{name}`: {explain(name)}" for name in names if explain(name)]
 
 
 def timing_table(df) -> str:
@@ -198,10 +244,30 @@ def leaderboard_markdown(out: str | Path, figures: bool = True, figure_notes: di
                   "had already fooled; its own accuracy lies between the two numbers shown.", ""]
     if df["stochastic"].any():
         lines += ["(stochastic): the model's outputs change between identical forward passes; its clean and "
-                  "adversarial predictions are single stochastic passes under fixed seeds, and an attack "
-                  "without EOT (`eot=1` in its parameters) may overestimate its robustness.", ""]
-    lines += ["Warnings: " + ("none raised (diagnostics not run)" if not notes else ""), ""]
+                  "adversarial predictions are single stochastic passes under fixed seeds (the mean over R "
+                  "passes is in its own table below, when measured), and an attack without EOT (`eot=1` in "
+                  "its parameters) may overestimate its robustness.", ""]
+    diagnosed = run.get("diagnostics") or {}
+    ran = ("diagnostics not run: `bench run --diagnose`" if not diagnosed else
+           "diagnostics ran on " + ", ".join(diagnosed))
+    lines += ["Warnings: " + (f"none raised ({ran})" if not notes else f"({ran})"), ""]
     lines += [f"{i + 1}. {n}" for i, n in enumerate(notes)] + ([""] if notes else [])
+    explained = flag_explanations(notes)
+    if explained:
+        lines += ["What the flags mean:", ""] + explained + [""]
+    if diagnosed:
+        checks = [f"{m}: measured {', '.join(d.get('measured') or []) or 'nothing'} on {d.get('n')} images"
+                  + (f"; skipped {', '.join(d['skipped'])} (time budget)" if d.get("skipped") else "")
+                  for m, d in diagnosed.items()]
+        lines += ["Diagnostic checks (besides the checks on the records themselves): " + "; ".join(checks)
+                  + ".", ""]
+    pt = passes_table(df)
+    if pt:
+        lines += ["## Stochastic models: mean over R passes", "",
+                  "Accuracy in % as the mean over R further stochastic forward passes per image (clean "
+                  "and on each adversarial image; an image counts in a pass when both predictions are "
+                  "right) +- the standard deviation over the passes of the per-pass accuracy. Table 1 shows "
+                  "one seeded pass.", "", pt, ""]
     t2 = table2(df)
     if t2:
         lines += ["## L2 and L-inf PGD per sample (Table 2)", "",

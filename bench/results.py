@@ -19,12 +19,22 @@ Robust flags are tri-state int8: ``1`` robust (clean-correct and still correct o
 attack of the cascade had already fooled the sample). A per-attack column with ``-1`` entries is known only
 within bounds: ``count`` counts the samples known robust (lower bound), ``count_hi`` adds the unevaluated
 ones (upper bound); the row's ``accuracy`` is the upper bound ``count_hi / n`` and ``exact`` is False.
+
+Stochastic models (mean over R passes): the robust flags above come from ONE seeded stochastic forward pass
+per image. A stochastic model's matrix also holds ``clean_passes`` (N, R) and ``robust_passes`` (N, A, R):
+the correctness of each image in R further seeded passes, clean and on the attack's adversarial image
+(tri-state like ``robust``; a pass counts as robust when both its clean and its adversarial prediction are
+right; an image the reference clean pass got wrong is not attacked and counts 0). Its records then add
+``accuracy_mean_R`` (the mean over images and the R passes), ``spread`` (standard deviation over the R
+passes of the per-pass accuracy) and ``R``; both are empty for deterministic models and for columns not
+evaluated on every image (early exit).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import re
 import subprocess
@@ -46,8 +56,8 @@ RECORD_COLUMNS = [
     "evaluated", "fooled", "norm", "eps", "eps_effective", "norm_mean", "norm_median",
     "unbounded_success", "unbounded_norm_median", "params",
     "seconds", "ms_per_image_b1", "ms_per_image_b256", "mode", "suite", "dataset", "stochastic",
-    "warnings", "git_commit", "checkpoint_sha256", "data_sha256", "torch_version",
-    "torchattacks_version", "art_version", "seed", "batch_size", "device", "date",
+    "accuracy_mean_R", "spread", "R", "warnings", "git_commit", "checkpoint_sha256", "data_sha256",
+    "torch_version", "torchattacks_version", "art_version", "seed", "batch_size", "device", "date",
 ]
 
 
@@ -73,10 +83,10 @@ def combine(flags: np.ndarray) -> np.ndarray:
     flags = np.asarray(flags, dtype=np.int8)
     if flags.ndim == 1:
         return flags.copy()
-    out = np.full(flags.shape[0], NOT_EVALUATED, dtype=np.int8)
+    out = np.full(flags.shape[:1] + flags.shape[2:], NOT_EVALUATED, dtype=np.int8)
     out[(flags == 1).all(axis=1)] = 1
     out[(flags == 0).any(axis=1)] = 0
-    return out
+    return out  # (N, k, R) per-pass flags -> (N, R): the same rule for every pass
 
 
 # ----------------------------------------------------------------------------------------------- the matrix
@@ -91,7 +101,8 @@ class Matrix:
     adversarial prediction (-1 when not evaluated); ``conf`` float32 (N, A) its softmax probability.
     ``clean_*`` are the clean pass; ``clean_probs`` float16 (N, classes). ``seconds`` (A,) wall time per
     attack; ``meta`` is JSON-able: model name, mode, seed, per-attack specs, aggregates, timings,
-    stochastic flag.
+    stochastic flag. Stochastic models only (else None): ``clean_passes`` int8 (N, R) and ``robust_passes``
+    int8 (N, A, R), tri-state flags of R further seeded passes (module docstring).
     """
 
     index: np.ndarray
@@ -107,6 +118,8 @@ class Matrix:
     seconds: np.ndarray
     raw_norm: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
+    clean_passes: np.ndarray | None = None
+    robust_passes: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.raw_norm is None:
@@ -144,10 +157,33 @@ class Matrix:
         sample with every attack until one fools it)."""
         return self.aggregate(self.labels)
 
+    # -- mean over R stochastic passes
+    @property
+    def R(self) -> int | None:
+        """Number of extra stochastic passes per image (None: a single-pass matrix, deterministic model)."""
+        return None if self.clean_passes is None else int(self.clean_passes.shape[1])
+
+    def passes(self, label: str) -> np.ndarray | None:
+        """(N, R) tri-state flags of column ``label`` (an attack, an aggregate, 'worst-case' or 'clean') in
+        each of the R passes; None without passes. Aggregates are per pass: robust in pass r when robust to
+        every member in pass r."""
+        if self.clean_passes is None or self.robust_passes is None:
+            return None
+        if label == "clean":
+            return self.clean_passes.astype(np.int8)
+        if label in self.labels:
+            return self.robust_passes[:, self.labels.index(label)]
+        members = self.labels if label == "worst-case" else self.meta.get("aggregates", {}).get(label)
+        if members is None:
+            raise KeyError(f"no column {label!r} (attacks: {', '.join(self.labels)})")
+        cols = [self.labels.index(m) for m in members]
+        return combine(np.concatenate([self.clean_passes[:, None].astype(np.int8),
+                                       self.robust_passes[:, cols]], 1))
+
     # -- persistence
     def save(self, path: str | Path) -> None:
         """Write the matrix as one npz atomically."""
-        arrays = {k: getattr(self, k) for k in _ARRAYS}
+        arrays = {k: getattr(self, k) for k in _ARRAYS + _OPTIONAL if getattr(self, k) is not None}
         with atomic_path(path, "wb") as f:
             np.savez_compressed(f, labels=np.array(self.labels, dtype=str),
                                 meta=np.array(json.dumps(self.meta, default=str)), **arrays)
@@ -155,17 +191,19 @@ class Matrix:
     @classmethod
     def load(cls, path: str | Path) -> Matrix:
         with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in _ARRAYS}
+            arrays = {k: z[k] for k in _ARRAYS + _OPTIONAL if k in z.files}
             return cls(labels=[str(s) for s in z["labels"]], meta=json.loads(str(z["meta"])), **arrays)
 
     def subset(self, mask: np.ndarray) -> Matrix:
         """The rows selected by a boolean mask (e.g. one shard)."""
-        kw = {k: getattr(self, k)[mask] for k in _ARRAYS if k != "seconds"}
+        kw = {k: getattr(self, k)[mask] for k in _ARRAYS + _OPTIONAL
+              if k != "seconds" and getattr(self, k) is not None}
         return Matrix(labels=list(self.labels), seconds=self.seconds.copy(), meta=dict(self.meta), **kw)
 
 
 _ARRAYS = ("index", "y", "clean_pred", "clean_conf", "clean_probs", "robust", "norm", "raw_norm", "pred",
            "conf", "seconds")
+_OPTIONAL = ("clean_passes", "robust_passes")  # stochastic models only
 
 
 def merge_matrices(parts: list[Matrix]) -> Matrix:
@@ -191,6 +229,10 @@ def merge_matrices(parts: list[Matrix]) -> Matrix:
         raise BenchError("cannot merge: sample ids occur in more than one shard "
                          f"(e.g. {np.unique(dup)[:5].tolist()})")
     kw = {k: np.concatenate([getattr(p, k) for p in parts])[order] for k in _ARRAYS if k != "seconds"}
+    for k in _OPTIONAL:  # mean-over-R passes: kept only when every shard has them with the same R
+        got = [getattr(p, k) for p in parts]
+        if all(g is not None for g in got) and len({g.shape[1:] for g in got}) == 1:
+            kw[k] = np.concatenate(got)[order]
     seconds = np.sum([p.seconds for p in parts], axis=0)
     meta = dict(first.meta)
     meta["shards"] = len(parts) if len(parts) > 1 else meta.get("shards", 1)
@@ -250,6 +292,7 @@ def record_rows(matrix: Matrix, model_info: dict, run_info: dict) -> list[dict]:
     rows = []
     clean = matrix.clean_correct
     rows.append(_row(base, "clean", "clean", clean.astype(np.int8), n, {
+        **mean_over_passes(matrix.passes("clean")),
         "norm": "none", "eps": 0.0, "eps_effective": 0.0, "params": "{}",
         "seconds": matrix.meta.get("clean_seconds"), "evaluated": n, "fooled": 0,
         "ms_per_image_b1": matrix.meta.get("ms_per_image_b1"),
@@ -268,6 +311,7 @@ def record_rows(matrix: Matrix, model_info: dict, run_info: dict) -> list[dict]:
             unbounded = {"unbounded_success": float(len(found) / len(raw)),
                          "unbounded_norm_median": float(np.median(found)) if len(found) else None}
         rows.append(_row(base, label, spec.get("kernel", label), flags, n, {
+            **mean_over_passes(matrix.passes(label)),
             "norm": spec.get("norm"), "eps": spec.get("eps"), "eps_effective": spec.get("eps_effective"),
             "params": json.dumps(spec.get("params", {}), sort_keys=True),
             "seconds": float(matrix.seconds[j]), "evaluated": int(attacked.sum()),
@@ -279,10 +323,25 @@ def record_rows(matrix: Matrix, model_info: dict, run_info: dict) -> list[dict]:
     for label, members in aggregates.items():
         cols = [matrix.labels.index(m) for m in members]
         rows.append(_row(base, label, "aggregate", matrix.aggregate(members), n, {
+            **mean_over_passes(matrix.passes(label)),
             "norm": "/".join(sorted({str(specs.get(m, {}).get("norm")) for m in members})),
             "params": json.dumps({"members": members}), "seconds": float(matrix.seconds[cols].sum()),
             "evaluated": int(clean.sum())}))
     return rows
+
+
+def mean_over_passes(flags: np.ndarray | None) -> dict:
+    """``accuracy_mean_R``, ``spread`` and ``R`` of (N, R) per-pass flags: the mean over images and passes
+    and the standard deviation (ddof 1) over the passes of the per-pass accuracy. Empty for None (no
+    passes); only ``R`` when some image was not evaluated (early exit: the mean is unknown)."""
+    if flags is None:
+        return {}
+    R = int(flags.shape[1])
+    if (flags == NOT_EVALUATED).any() or not len(flags):
+        return {"R": R}
+    per_pass = (flags == 1).mean(0)
+    return {"accuracy_mean_R": float(per_pass.mean()), "R": R,
+            "spread": float(per_pass.std(ddof=1)) if R > 1 else 0.0}
 
 
 def _row(base: dict, attack: str, kernel: str, flags: np.ndarray, n: int, extra: dict) -> dict:
@@ -315,7 +374,10 @@ def provenance(seed: int, device: str, data_sha256: str) -> dict:
 
 
 def git_commit() -> str:
-    """HEAD's commit (with '+dirty' when tracked files changed), or 'unknown' outside a git checkout."""
+    """HEAD's commit (with '+dirty' when tracked files changed), or 'unknown' outside a git checkout.
+    ``$BENCH_GIT_COMMIT`` names it where the tree was copied without .git (e.g. a GPU machine)."""
+    if os.environ.get("BENCH_GIT_COMMIT"):
+        return os.environ["BENCH_GIT_COMMIT"]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()

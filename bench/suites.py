@@ -23,13 +23,33 @@ Suites:
     PGD's own early stop this costs little more than the cascade.
   * ``eps-sweep``: PGD-10 L-inf at eps 1, 2, 4, 8, 16, 32 /255 and 0.3 for the accuracy-vs-eps figure. Its
     columns are independent measurements (always full matrix: no early-exit cascade across budgets).
+  * ``adaptive``: AutoAttack, PGD-20, PGD-100 on the smooth surrogate, BPDA-PGD-50 and transfer PGD-20
+    (:mod:`bench.attacks.adaptive`), always full matrix. Registered here in its deterministic flavour (for
+    listing); ``bench run`` evaluates each model with its own flavour (:func:`model_suite`).
+
+Per-model suites (:func:`model_suite`): a suite names columns, but a stochastic model needs other attacks
+than a deterministic one. ``adaptive`` takes the stochastic flavour (AutoAttack-rand, EOT-PGD without early
+stop, BPDA with EOT) for a stochastic model; ``standard`` gains the stochastic flavour's columns
+(``EOT-PGD``, ``AutoAttack``, ``surrogate-PGD``, ``BPDA-PGD``, ``transfer-PGD``) for every stochastic model;
+every other suite is the same for every model. ``bench run`` writes each model's entries into
+``cells/<model>/model.json`` and, where they differ from the suite's, into the records' run info
+(``model_suites``), from which ``bench check`` rebuilds them (:func:`suite_from_run`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from dataclasses import dataclass, field
 
+from bench.attacks.adaptive import (
+    ADAPTIVE_DESCRIPTION,
+    adaptive_entries,
+    adaptive_params,
+    adaptive_suite,
+    params_text,
+    stochastic_additions,
+)
 from bench.attacks.base import Attack
 from bench.attacks.registry import create_attack, suggest
 from bench.errors import BenchError
@@ -54,7 +74,8 @@ class Entry:
 @dataclass(frozen=True)
 class Suite:
     """An ordered list of entries, named per-sample aggregates (label -> member labels), the default number of
-    images (None: every image) and whether its columns must be measured independently (full matrix)."""
+    images (None: every image), whether its columns must be measured independently (full matrix) and the
+    suite parameters it was built with (``adaptive:aa_eot=5``: only those that differ from the defaults)."""
 
     name: str
     description: str
@@ -62,6 +83,7 @@ class Suite:
     aggregates: dict = field(default_factory=dict)
     default_n: int | None = None
     full_matrix: bool = False
+    params: dict = field(default_factory=dict)
 
     @property
     def labels(self) -> list[str]:
@@ -143,17 +165,55 @@ _register(Suite(
     full_matrix=True,
 ))
 
+_register(Suite(
+    "adaptive",
+    ADAPTIVE_DESCRIPTION,
+    tuple(Entry(*e) for e in adaptive_entries(False)),
+    default_n=128,
+    full_matrix=True,
+))
+
 DEFAULT_SUITE = "ci"
 
 
-def suite_from_run(run: dict) -> Suite:
+def model_suite(suite: Suite, stochastic: bool, target: str | None = None, data: str | None = None) -> Suite:
+    """The suite that model ``target`` (of dataset ``data``) is evaluated with under ``suite``: the
+    stochastic or deterministic flavour of ``adaptive``; ``standard`` plus the adaptive columns (EOT, no
+    early stop) for a stochastic model; ``suite`` itself otherwise (module docstring)."""
+    if suite.name == "adaptive":
+        return adaptive_suite(stochastic, target=target, data=data, **suite.params)
+    if suite.name == "standard" and stochastic:
+        extra = tuple(Entry(*e) for e in stochastic_additions(target, data=data, **suite.params))
+        return dataclasses.replace(suite, entries=suite.entries + extra,
+                                   description=suite.description + "; for stochastic models also "
+                                   + ADAPTIVE_DESCRIPTION[0].lower() + ADAPTIVE_DESCRIPTION[1:])
+    return suite
+
+
+def suite_entries(suite: Suite) -> dict:
+    """A suite's columns as JSON-able data (``entries``, ``aggregates``, ``full_matrix``, ``description``):
+    what ``model.json`` and the run info store and :func:`suite_from_run` reads back."""
+    return {"entries": [[e.label, e.attack, dict(e.params)] for e in suite.entries],
+            "aggregates": dict(suite.aggregates), "full_matrix": suite.full_matrix,
+            "description": suite.description}
+
+
+def suite_from_run(run: dict, model: str | None = None) -> Suite:
     """The suite exactly as a results directory's ``run`` info recorded it (its entries and parameters), so
-    a re-measurement uses what was measured even if the named suite has changed since."""
+    a re-measurement uses what was measured even if the named suite has changed since. With ``model``: that
+    model's own suite where the run recorded one (``model_suites``, see :func:`model_suite`)."""
+    own = (run.get("model_suites") or {}).get(model) if model is not None else None
+    params = dict(run.get("suite_params") or {})
+    if own:
+        entries = tuple(Entry(label, attack, dict(kw)) for label, attack, kw in own["entries"])
+        return Suite(run["suite"], own.get("description", run.get("suite_description", "")), entries,
+                     dict(own.get("aggregates") or {}), run.get("n"), bool(own.get("full_matrix", False)),
+                     params)
     if not run.get("entries"):
         return get_suite(run["suite"])
-    entries = tuple(Entry(label, attack, dict(params)) for label, attack, params in run["entries"])
+    entries = tuple(Entry(label, attack, dict(kw)) for label, attack, kw in run["entries"])
     return Suite(run["suite"], run.get("suite_description", ""), entries, dict(run.get("aggregates") or {}),
-                 run.get("n"), bool(run.get("suite_full_matrix", False)))
+                 run.get("n"), bool(run.get("suite_full_matrix", False)), params)
 
 
 def suite_names(pattern: str = "*") -> list[str]:
@@ -161,12 +221,43 @@ def suite_names(pattern: str = "*") -> list[str]:
     return [n for n in _SUITES if fnmatch.fnmatch(n, pattern)]
 
 
+#: suites that take parameters (``NAME:key=value,...``): the strengths of the adaptive attacks
+PARAMETRISED = ("adaptive", "standard")
+
+
 def get_suite(name: str) -> Suite:
-    """The suite called ``name`` (a one-line error listing the choices otherwise)."""
-    if name not in _SUITES:
-        raise BenchError(f"unknown suite {name!r}{suggest(name, list(_SUITES))}; "
+    """The suite called ``name`` (a one-line error listing the choices otherwise). ``adaptive`` and
+    ``standard`` take parameters, ``adaptive:aa_eot=5,bpda_eot=5``: the strengths of the adaptive attacks
+    (:data:`bench.attacks.adaptive.ADAPTIVE_PARAMS`; in ``standard`` they apply to the columns added for
+    stochastic models), e.g. to make AutoAttack-rand affordable for a slow model on a CPU. The suite keeps
+    its name; its description and ``params`` say what changed."""
+    base, _, arg = name.partition(":")
+    if base not in _SUITES:
+        raise BenchError(f"unknown suite {base!r}{suggest(base, list(_SUITES))}; "
                          f"choose one of {', '.join(_SUITES)} (see `bench list suites`)")
-    return _SUITES[name]
+    suite = _SUITES[base]
+    if not arg.strip():
+        return suite
+    if base not in PARAMETRISED:
+        raise BenchError(f"suite {base!r} takes no parameters (only {', '.join(PARAMETRISED)} do)")
+    params: dict[str, int] = {}
+    for part in (p.strip() for p in arg.split(",") if p.strip()):
+        key, eq, value = part.partition("=")
+        try:
+            params[key.strip()] = int(value)
+        except ValueError:
+            raise BenchError(f"suite parameter {part!r}: expected key=integer") from None
+        if not eq:
+            raise BenchError(f"suite parameter {part!r}: expected key=integer")
+    adaptive_params(**params)  # validates names and values (AttackConfigError is a one-line BenchError)
+    changed = {k: v for k, v in params.items() if v != adaptive_params()[k]}
+    if not changed:
+        return suite
+    entries = suite.entries
+    if base == "adaptive":
+        entries = tuple(Entry(*e) for e in adaptive_entries(False, **changed))
+    return dataclasses.replace(suite, entries=entries, params=changed,
+                               description=suite.description + params_text(changed))
 
 
 def attack_cost(attack: Attack) -> float:

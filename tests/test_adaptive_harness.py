@@ -1,0 +1,221 @@
+"""The adaptive suite inside the harness: per-model suites, --diagnose warnings in records and leaderboard,
+mean-over-R columns of stochastic models, resumable diagnostics and `bench check` on per-model suites.
+
+Tiny digits models only (conftest's CNN and a logit-noise wrapper); the adaptive attacks run with a few steps
+(suite parameters), so every test takes seconds.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from bench import diagnostics as dg
+from bench import evaluate as ev
+from bench.attacks.adaptive import ADAPTIVE_PARAMS, register_transfer_source
+from bench.data import load_eval
+from bench.errors import BenchError
+from bench.report import leaderboard_markdown
+from bench.results import Matrix, load, record_rows
+from bench.suites import get_suite, model_suite
+
+N = 32
+CHEAP = ("aa_steps=3,aa_eot=2,aa_queries=20,steps=4,eot=3,surrogate_steps=4,bpda_steps=3,bpda_eot=2,"
+         "transfer_steps=3")
+
+
+class NoisyNet(nn.Module):
+    """A stochastic model: Gaussian noise on the logits at every forward pass (also in eval mode)."""
+
+    def __init__(self, inner: nn.Module, sigma: float = 2.0):
+        super().__init__()
+        self.inner, self.sigma = inner, sigma
+
+    def forward(self, x):
+        z = self.inner(x)
+        return z + self.sigma * torch.randn_like(z)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_eval("digits", N)
+
+
+@pytest.fixture(scope="module")
+def source(tiny_digits_model):
+    """A transfer source for the suites (a copy: transfer from the target itself is refused)."""
+    register_transfer_source("pgd-at", copy.deepcopy(tiny_digits_model))
+    yield
+    register_transfer_source("pgd-at", None)
+
+
+def quiet(**kw):
+    return {"progress": False, "log": lambda s: None, **kw}
+
+
+def by(rows, model):
+    return {r["attack"]: r for r in rows if r["model"] == model}
+
+
+# ----------------------------------------------------------------------------------------------- suites
+def test_model_suite_picks_the_flavour_per_model(source):
+    adaptive = get_suite("adaptive")
+    det = model_suite(adaptive, False, "tiny", "digits")
+    sto = model_suite(adaptive, True, "tiny", "digits")
+    assert det.labels == sto.labels == ["AutoAttack", "PGD", "surrogate-PGD", "BPDA-PGD", "transfer-PGD"]
+    assert det.full_matrix and sto.full_matrix
+    assert det.attacks()["AutoAttack"].name == "autoattack"
+    assert sto.attacks()["AutoAttack"].name == "autoattack-rand" and sto.attacks()["AutoAttack"].eot == 20
+
+    standard = get_suite("standard")
+    assert model_suite(standard, False, "tiny", "digits") is standard  # deterministic: unchanged
+    plus = model_suite(standard, True, "tiny", "digits")
+    assert plus.labels[:4] == standard.labels and plus.aggregates == standard.aggregates
+    assert {"AutoAttack", "EOT-PGD", "surrogate-PGD", "BPDA-PGD", "transfer-PGD"} <= set(plus.labels)
+    assert model_suite(get_suite("ci"), True, "tiny", "digits") is get_suite("ci")  # other suites: as named
+
+    # a stochastic model's added gradient attacks all use EOT and run every step (no early stop on one
+    # noisy pass); the deterministic flavour has no EOT
+    for suite in (sto, plus):
+        for label, attack in suite.attacks().items():
+            if label in standard.labels:
+                continue
+            if hasattr(attack, "early_stop"):
+                assert attack.early_stop is False, label
+            if attack.name in ("pgd-linf", "bpda-pgd", "autoattack-rand"):
+                assert attack.eot > 1, label
+    assert all(getattr(a, "eot", 1) == 1 for a in det.attacks().values())
+
+
+def test_suite_parameters(source):
+    s = get_suite("adaptive:aa_eot=5,bpda_eot=4")
+    assert s.name == "adaptive" and s.params == {"aa_eot": 5, "bpda_eot": 4} and "aa_eot=5" in s.description
+    sto = model_suite(s, True, "tiny", "digits")
+    assert sto.attacks()["AutoAttack"].eot == 5 and sto.attacks()["BPDA-PGD"].eot == 4
+    assert sto.attacks()["PGD"].eot == ADAPTIVE_PARAMS["eot"]  # untouched
+    assert model_suite(get_suite("standard:eot=7"), True, "tiny", "digits").attacks()["EOT-PGD"].eot == 7
+    assert get_suite("adaptive:eot=20") is get_suite("adaptive")  # the defaults: the registered suite
+    for bad in ("ci:eot=2", "adaptive:nope=1", "adaptive:eot=0", "adaptive:eot=x"):
+        with pytest.raises(BenchError):
+            get_suite(bad)
+
+
+# ----------------------------------------------------------------------------------------------- run
+def test_adaptive_run_per_model_suites_mean_over_R_and_check(tiny_digits_model, digits, source, tmp_path):
+    det, sto = tiny_digits_model, NoisyNet(tiny_digits_model)
+    specs = [ev.ModelSpec("det", lambda: det, {"checkpoint_sha256": "d"}),
+             ev.ModelSpec("sto", lambda: sto, {"checkpoint_sha256": "s"})]  # found stochastic by 2 passes
+    rows = ev.run_models(specs, get_suite(f"adaptive:{CHEAP}"), digits, tmp_path, R=4, **quiet())
+    d, s = by(rows, "det"), by(rows, "sto")
+    labels = ["clean", "AutoAttack", "PGD", "surrogate-PGD", "BPDA-PGD", "transfer-PGD", "worst-case"]
+    assert list(d) == list(s) == labels
+    assert d["AutoAttack"]["kernel"] == "autoattack" and s["AutoAttack"]["kernel"] == "autoattack-rand"
+    assert json.loads(s["PGD"]["params"])["eot"] == 3 and json.loads(d["PGD"]["params"])["eot"] == 1
+
+    # the per-model suites are stored where report and check find them
+    info = json.loads((tmp_path / "cells" / "sto" / "model.json").read_text())
+    assert [e[1] for e in info["suite"]["entries"]][0] == "autoattack-rand"
+    run = json.loads((tmp_path / "records.json").read_text())["run"]
+    assert "sto" in run["model_suites"] and run["R"] == 4 and run["suite_params"]["aa_eot"] == 2
+
+    for r in (d, s):  # the worst case is the per-sample intersection: never above any single column
+        assert all(r["worst-case"]["accuracy"] <= r[c]["accuracy"] for c in labels[1:-1])
+    # mean over R: stochastic model only, with its spread; worst case <= every column in the mean too
+    assert all(r["accuracy_mean_R"] is None and r["R"] is None for r in d.values())
+    for r in s.values():
+        assert r["R"] == 4 and 0 <= r["accuracy_mean_R"] <= 1 and r["spread"] >= 0
+    assert all(s["worst-case"]["accuracy_mean_R"] <= s[c]["accuracy_mean_R"] for c in labels[:-1])
+    assert s["clean"]["spread"] > 0  # sigma-2 logit noise changes some predictions between passes
+
+    matrix = Matrix.load(tmp_path / "matrices" / "sto.npz")
+    assert matrix.R == 4 and matrix.robust_passes.shape == (N, 5, 4)
+    assert ((matrix.robust_passes == 1) <= (matrix.clean_passes[:, None] == 1)).all()
+
+    text = leaderboard_markdown(tmp_path, figures=False)
+    assert "## Stochastic models: mean over R passes" in text and "| sto " in text
+    assert "(det) " in text and "(sto) " in text  # the budget table: one row per configuration of a column
+
+    from bench.check import check
+
+    out = check(tmp_path, model_loader=lambda name: (det if name == "det" else sto,
+                                                      {"det": "d", "sto": "s"}[name]))
+    assert all(r["ok"] for r in out), [r for r in out if not r["ok"]]
+    assert {r["attack"] for r in out if r["model"] == "sto"} == set(labels)
+
+
+def test_diagnose_fills_warnings_records_and_leaderboard(tiny_digits_model, digits, source, tmp_path,
+                                                         monkeypatch):
+    """standard on a stochastic model: its single-pass columns are flagged (no EOT, early stop), the added
+    EOT columns are not; the diagnostics are resumable and their flags explained once per name."""
+    sto = NoisyNet(tiny_digits_model)
+    spec = [ev.ModelSpec("sto", lambda: sto, {"checkpoint_sha256": "s", "stochastic": True})]
+    suite = get_suite(f"standard:{CHEAP}")
+    rows = ev.run_models(spec, suite, digits, tmp_path, R=2, diagnose=True, **quiet())
+    r = by(rows, "sto")
+    assert "EOT-PGD" in r and "AutoAttack" in r
+    assert dg.NO_EOT in r["PGD"]["warnings"] and dg.EARLY_STOP in r["PGD"]["warnings"]
+    assert dg.NO_EOT in r["FGSM"]["warnings"] and "methods.md" in r["PGD"]["warnings"]
+    assert r["EOT-PGD"]["warnings"] == "" and r["surrogate-PGD"]["warnings"] == ""
+    diag = json.loads((tmp_path / "cells" / "sto" / "diagnostics.json").read_text())
+    assert diag["measured"] and diag["skipped"] == []  # a tiny model fits the CPU budget
+    assert "eot" in diag["measured"]
+
+    text = leaderboard_markdown(tmp_path, figures=False)
+    assert f"{dg.NO_EOT} [" in text  # the warnings column names the flags and their footnotes
+    assert "What the flags mean:" in text and "diagnostics ran on sto" in text
+    for name in (dg.NO_EOT, dg.EARLY_STOP):
+        assert text.count(dg.explain(name)) == 1  # one explanation per distinct flag
+
+    def boom(*a, **k):
+        raise AssertionError("diagnostics re-measured")
+
+    monkeypatch.setattr(dg, "diagnose", boom)  # resumed: cells and diagnostics.json are reused
+    again = ev.run_models(spec, suite, digits, tmp_path, R=2, diagnose=True, **quiet())
+    assert [x["warnings"] for x in again] == [x["warnings"] for x in rows]
+    assert load(tmp_path)["warnings"].tolist() == [x["warnings"] for x in rows]
+
+
+def test_deterministic_model_gets_no_eot_and_no_warning(tiny_digits_model, digits, source, tmp_path):
+    spec = [ev.ModelSpec("det", lambda: tiny_digits_model, {"checkpoint_sha256": "d"})]
+    rows = ev.run_models(spec, get_suite("ci"), digits, tmp_path, diagnose=True, **quiet())
+    assert all(r["warnings"] == "" and r["R"] is None and not r["stochastic"] for r in rows)
+    assert all(json.loads(r["params"]).get("eot", 1) == 1 for r in rows if r["kernel"] != "aggregate")
+    assert "none raised (diagnostics ran on det)" in leaderboard_markdown(tmp_path, figures=False)
+
+
+# ----------------------------------------------------------------------------------------------- pieces
+def test_mean_over_passes_columns_from_a_matrix():
+    robust = np.array([[1], [1], [0], [1]], np.int8)
+    clean_passes = np.array([[1, 1], [1, 0], [0, 0], [1, 1]], np.int8)
+    robust_passes = np.array([[[1, 0]], [[1, 0]], [[0, 0]], [[-1, -1]]], np.int8)
+    m = Matrix(index=np.arange(4), y=np.zeros(4, np.int64), labels=["A"],
+               clean_pred=np.array([0, 0, 1, 0]), clean_conf=np.ones(4, np.float32),
+               clean_probs=np.ones((4, 2), np.float16), robust=robust, norm=np.zeros((4, 1), np.float32),
+               pred=np.zeros((4, 1), np.int16), conf=np.ones((4, 1), np.float32), seconds=np.zeros(1),
+               meta={"stochastic": True}, clean_passes=clean_passes, robust_passes=robust_passes)
+    rows = {r["attack"]: r for r in record_rows(m, {"name": "m"}, {})}
+    assert rows["clean"]["accuracy_mean_R"] == pytest.approx(5 / 8) and rows["clean"]["R"] == 2
+    assert rows["clean"]["spread"] == pytest.approx(np.std([3 / 4, 2 / 4], ddof=1))
+    assert rows["A"]["accuracy_mean_R"] is None and rows["A"]["R"] == 2  # one image not evaluated
+    m.robust_passes[3] = 1
+    rows = {r["attack"]: r for r in record_rows(m, {"name": "m"}, {})}
+    assert rows["A"]["accuracy_mean_R"] == pytest.approx(4 / 8)
+    assert rows["worst-case"]["accuracy_mean_R"] == pytest.approx(4 / 8)
+
+
+def test_plan_measures_keeps_the_budget():
+    recs = [{"model": "m", "attack": "PGD", "kernel": "pgd-linf", "accuracy": 0.5, "n": 128, "eps": 8 / 255,
+             "eps_effective": 8 / 255, "norm": "linf", "stochastic": True,
+             "params": json.dumps({"eps": 8 / 255, "steps": 20, "eot": 20, "early_stop": False})}]
+    kept, skipped = dg.plan_measures(recs, "m", stochastic=True, n=128, budget_s=None)
+    assert skipped == [] and set(kept) == set(dg.MEASURES)
+    # a WideResNet on a CPU: ~8 ms per forward+backward pass and image
+    kept, skipped = dg.plan_measures(recs, "m", stochastic=True, n=128, budget_s=600, seconds_per_pass=0.008)
+    assert kept[:2] == ["stochastic", "gradients"] and "single-step" in kept
+    assert {"convergence", "eps-sweep"} <= set(skipped)
+    assert "eot" not in kept or dg.measure_passes(recs, "m", True)["eot"] == 0  # no eot=1 row: not needed
