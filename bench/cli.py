@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from bench import __version__
@@ -105,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bench`` console script."""
     args = build_parser().parse_args(argv)
     _split_data_flag(args)
+    # before torch loads (bench.utils imports it): OpenMP threads sleep instead of spinning when idle, see
+    # bench.utils.default_threads (on a busy machine spinning made a batch-1 forward 10-100x slower)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from bench.utils import configure_threads
+
+    configure_threads()  # one place for every command (bench.utils.default_threads says how many, and why)
     module, func = args.handler.split(":")
     try:
         handler = getattr(importlib.import_module(module), func)

@@ -87,12 +87,11 @@ def usable_cores() -> int:
 
 
 def threads_per_rank() -> int:
-    """``$BENCH_THREADS``, else ``$OMP_NUM_THREADS``, else usable cores // local world size (at least 1)."""
-    for name in ("BENCH_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(name, "").strip()
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    return max(1, usable_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    """``$BENCH_THREADS``, else ``$OMP_NUM_THREADS``, else usable physical cores // local world size (at
+    least 1): :func:`bench.utils.default_threads`, the one place that decides."""
+    from bench.utils import default_threads
+
+    return default_threads()[0]
 
 
 def init(device: torch.device) -> torch.device:

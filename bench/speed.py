@@ -17,10 +17,20 @@ kept as well: on a shared machine a repeat can take 2x longer when another proce
 default unless the caller sets them (``benchmarks/pgd_cost.py --threads 1`` is the most reproducible on a busy
 2-core box, where two OpenMP threads contend with other processes); the machine record says what was used.
 
-Headline keys (top level of the JSON): ``pgd_over_limit`` (target <= 1.05, ideally <= 1.03),
-``pgd_over_torchattacks`` (target <= 1.0), ``art_over_pgd``; plus ``machine``. Further sections (issue 7:
-(e) the standard suite with early exit, (f) SLWTA inference) register themselves in :data:`SECTIONS` with
-:func:`section`; ``--quick`` skips the ones marked heavy.
+Section ``standard suite early exit vs torchattacks`` (issue 7 item e, heavy): ``bench.evaluate`` with the
+``standard`` suite under early exit on the ``regular`` model and the first ``--n`` (default all 1,017)
+evaluation images, against torchattacks running its closest equivalents of the same four attacks on every
+image (its CW has no binary search: :data:`TA_CW`); wall and CPU seconds, worst-case accuracy of each.
+
+Sections ``inference slwta ...`` (item f; the WRN one heavy): ms per image at batch 1 and 256 of the
+``slwta`` (small CNN), ``slwta-wrn34-1`` and published SLWTA architectures, each as the reference LWTA path,
+the default model and :func:`bench.nets.fast.optimize_for_inference` (BN folded, channels-last).
+
+Headline keys (top level of the JSON, :data:`HEADLINE_KEYS`): ``pgd_over_limit`` (target <= 1.05, ideally
+<= 1.03), ``pgd_over_torchattacks`` (target <= 1.0), ``art_over_pgd``, ``early_exit_speedup`` (target >= 3),
+``early_exit_worst_case_acc`` (<= ``torchattacks_worst_case_acc``), ``slwta_wrn34_1_ms_per_image_b1``
+(target <= 4 on 2 cores; ``..._b256`` <= 3); plus ``machine``. Sections register themselves in
+:data:`SECTIONS` with :func:`section`; ``--quick`` skips the ones marked heavy.
 """
 
 from __future__ import annotations
@@ -53,16 +63,18 @@ class Section:
     run: Callable[[argparse.Namespace, dict], dict]
     heavy: bool = False
     headline: dict[str, str] | None = None
+    fmt: Callable[[str, dict], str] | None = None  # its table (default: format_section)
 
 
 SECTIONS: list[Section] = []
 
 
-def section(name: str, heavy: bool = False, headline: dict[str, str] | None = None):
+def section(name: str, heavy: bool = False, headline: dict[str, str] | None = None,
+            fmt: Callable[[str, dict], str] | None = None):
     """Decorator registering a ``bench speed`` section (in call order)."""
 
     def deco(fn: Callable[[argparse.Namespace, dict], dict]) -> Callable[[argparse.Namespace, dict], dict]:
-        SECTIONS.append(Section(name, fn, heavy, headline))
+        SECTIONS.append(Section(name, fn, heavy, headline, fmt))
         return fn
 
     return deco
@@ -84,6 +96,8 @@ def machine_info(device: torch.device) -> dict:
         "cpu_count": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "threads_policy": _threads_policy(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset: spin, then sleep)"),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -91,6 +105,15 @@ def machine_info(device: torch.device) -> dict:
     if hasattr(os, "getloadavg"):
         info["loadavg_1min_at_start"] = round(os.getloadavg()[0], 2)
     return info
+
+
+def _threads_policy() -> str:
+    from bench.utils import default_threads
+
+    n, why = default_threads()
+    if n == torch.get_num_threads():
+        return f"{n} ({why})"
+    return f"set by the caller (default would be {n}: {why})"
 
 
 def _sync(device: torch.device) -> None:
@@ -231,6 +254,257 @@ section("pgd-cost small-cnn", headline=HEADLINE)(_pgd_section(small_cnn))
 section("pgd-cost wrn-34-1", heavy=True)(_pgd_section(wrn34_1))
 
 
+# ----------------------------------------------------------------------------------------------- (e) suite
+#: top-level keys of the JSON, in this order (each written when its section ran)
+HEADLINE_KEYS = ("pgd_over_limit", "pgd_over_torchattacks", "art_over_pgd", "early_exit_speedup",
+                 "early_exit_worst_case_acc", "torchattacks_worst_case_acc", "slwta_wrn34_1_ms_per_image_b1",
+                 "slwta_wrn34_1_ms_per_image_b256")
+SUITE_MODEL = "regular"
+#: torchattacks' CW has no binary search over c: one run of 250 Adam steps (our 5 rounds x 50) at its default
+#: c = 1, lr 0.01 as ours, kappa 0; a sample counts as fooled when its image is misclassified within L2 0.5
+TA_CW = {"c": 1.0, "kappa": 0.0, "steps": 250, "lr": 0.01}
+
+
+def _timed(fn: Callable[[], object], device: torch.device) -> tuple[object, float, float]:
+    """``(result, wall seconds, CPU seconds of this process)``."""
+    _sync(device)
+    t, c = time.perf_counter(), time.process_time()
+    out = fn()
+    _sync(device)
+    return out, time.perf_counter() - t, time.process_time() - c
+
+
+def torchattacks_suite(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256,
+                       seed: int = 0) -> dict[str, np.ndarray]:
+    """Per-sample robust flags (clean-correct and not fooled) of torchattacks' closest equivalents of the
+    ``standard`` suite, every attack on every image: FGSM 8/255, PGD-20 L-inf 8/255 alpha 2/255 random
+    start, PGD-20 L2 0.5 alpha 0.0625 random start, CW-L2 (:data:`TA_CW`) counted at L2 <= 0.5."""
+    import torchattacks
+
+    from bench.attacks.base import l2_norm
+
+    device = next(model.parameters()).device
+    atks = {"FGSM": torchattacks.FGSM(model, eps=8 / 255),
+            "PGD": torchattacks.PGD(model, eps=8 / 255, alpha=2 / 255, steps=20, random_start=True),
+            "PGD-L2": torchattacks.PGDL2(model, eps=0.5, alpha=2.5 * 0.5 / 20, steps=20, random_start=True),
+            "CW": torchattacks.CW(model, **TA_CW)}
+    flags = {k: np.zeros(len(x), bool) for k in ("clean", *atks)}
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), frozen_eval(model):
+        torch.manual_seed(seed)
+        for start in range(0, len(x), batch_size):
+            sl = slice(start, start + batch_size)
+            xb, yb = x[sl].to(device), y[sl].to(device)
+            with torch.inference_mode():
+                correct = model(xb).argmax(1) == yb
+            flags["clean"][sl] = correct.cpu().numpy()
+            for label, atk in atks.items():
+                adv = atk(xb, yb)
+                with torch.inference_mode():
+                    fooled = model(adv).argmax(1) != yb
+                    if label == "CW":
+                        fooled &= l2_norm(adv - xb) <= 0.5
+                flags[label][sl] = (correct & ~fooled).cpu().numpy()
+    return flags
+
+
+def suite_vs_torchattacks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256,
+                          seed: int = 0) -> dict:
+    """(e): ``bench.evaluate`` on the ``standard`` suite with early exit (the whole harness: clean pass,
+    cascade, records) against torchattacks running the same attacks on every image; ours is run before and
+    after torchattacks (background load drifts over minutes) and its mean is compared."""
+    from bench.evaluate import evaluate
+    from bench.suites import get_suite
+
+    device = next(model.parameters()).device
+    suite = get_suite("standard")
+
+    def ours():
+        return evaluate(model, x, y, suite, batch_size=batch_size, seed=seed, device=device, progress=False,
+                        stochastic=False, name=SUITE_MODEL)
+
+    matrix, w1, c1 = _timed(ours, device)
+    ta, w_ta, c_ta = _timed(lambda: torchattacks_suite(model, x, y, batch_size, seed), device)
+    _, w2, c2 = _timed(ours, device)
+    wall, cpu = (w1 + w2) / 2, (c1 + c2) / 2
+    ta_worst = ta["clean"] & ta["FGSM"] & ta["PGD"] & ta["PGD-L2"] & ta["CW"]
+    ours_worst = matrix.worst_case() == 1
+    cols = {label: matrix.column(label) for label in matrix.labels}
+    return {
+        "model": SUITE_MODEL, "n": len(x), "batch_size": batch_size, "seed": seed, "suite": "standard",
+        "mode": matrix.meta["mode"], "order": matrix.meta["order"],
+        "seconds": {"ours": round(wall, 2), "ours_runs": [round(w1, 2), round(w2, 2)],
+                    "torchattacks": round(w_ta, 2)},
+        "cpu_seconds": {"ours": round(cpu, 2), "ours_runs": [round(c1, 2), round(c2, 2)],
+                        "torchattacks": round(c_ta, 2)},
+        "early_exit_speedup": round(w_ta / wall, 3),
+        "early_exit_speedup_cpu": round(c_ta / cpu, 3),
+        "early_exit_worst_case_acc": round(float(ours_worst.mean()), 4),
+        "torchattacks_worst_case_acc": round(float(ta_worst.mean()), 4),
+        "clean_acc": round(float(matrix.clean_correct.mean()), 4),
+        # ours: the first column of the cascade is exact, later ones are upper bounds (not-evaluated = robust)
+        "ours_columns_acc_upper": {k: round(float((v != 0).mean()), 4) for k, v in cols.items()},
+        "ours_attack_seconds": dict(zip(matrix.labels, [round(float(s), 2) for s in matrix.seconds],
+                                        strict=True)),
+        "torchattacks_columns_acc": {k: round(float(v.mean()), 4) for k, v in ta.items()},
+        "torchattacks_cw": {**TA_CW, "note": "no binary search over c in torchattacks: one run at c = 1 with "
+                            "our 5 x 50 steps; fooled when misclassified at L2 <= 0.5"},
+    }
+
+
+@section("standard suite early exit vs torchattacks", heavy=True,
+         headline={"early_exit_speedup": "early_exit_speedup",
+                   "early_exit_worst_case_acc": "early_exit_worst_case_acc",
+                   "torchattacks_worst_case_acc": "torchattacks_worst_case_acc"},
+         fmt=lambda name, res: format_suite(name, res))
+def suite_section(args: argparse.Namespace, ctx: dict) -> dict:
+    """(e) on ``regular`` and the first ``--n`` (default all 1,017) CIFAR-10 evaluation images."""
+    from bench.data import load_eval
+    from bench.errors import BenchError
+    from bench.zoo import load_model
+
+    dataset = getattr(args, "dataset", None) or "cifar10"
+    if dataset != "cifar10":
+        return {"skipped": f"the {SUITE_MODEL} model is a CIFAR-10 model (this run: {dataset})"}
+    try:
+        model = load_model(SUITE_MODEL, ctx["device"])
+    except BenchError as e:
+        return {"skipped": str(e)}
+    data = load_eval("cifar10", n=getattr(args, "n", None), source=getattr(args, "data", "npz"))
+    return suite_vs_torchattacks(model, data.x, data.y, seed=getattr(args, "seed", 0))
+
+
+def format_suite(name: str, res: dict) -> str:
+    from tabulate import tabulate
+
+    if "skipped" in res:
+        return f"{name}: skipped ({res['skipped']})"
+    s, c = res["seconds"], res["cpu_seconds"]
+    rows = [["ours, early exit (bench.evaluate)", f"{s['ours']:.1f}", f"{c['ours']:.1f}",
+             f"{100 * res['early_exit_worst_case_acc']:.1f}"],
+            ["torchattacks, every attack on every image", f"{s['torchattacks']:.1f}",
+             f"{c['torchattacks']:.1f}", f"{100 * res['torchattacks_worst_case_acc']:.1f}"]]
+    head = ["", "wall s", "CPU s", "worst-case acc %"]
+    return (f"{name} ({res['model']}, {res['n']} images, batch {res['batch_size']}): speedup "
+            f"{res['early_exit_speedup']:.2f}x wall, {res['early_exit_speedup_cpu']:.2f}x CPU\n"
+            + tabulate(rows, head, "github"))
+
+
+# ----------------------------------------------------------------------------------------------- (f) SLWTA
+#: (label, zoo card) of the architectures timed by the inference sections
+INFERENCE_ARCHS = {"small": [("slwta", "slwta")],
+                   "wrn": [("slwta-wrn34-1", "slwta-wrn34-1"), ("published", "slwta-wrn34-1-panousis2021")]}
+B1_IMAGES = 16  # single images timed per repeat (batch 1)
+
+
+def inference_variants(card_name: str, device: torch.device, seed: int = 0) -> dict[str, nn.Module]:
+    """The card's architecture (seeded untrained weights: a forward pass costs the same) in three forms:
+    ``reference`` (the LWTA layers' pair-gate path, as before the inference fast path), ``eager`` (the
+    default model: LWTA :meth:`~bench.nets.lwta.LWTA.eval_pair`) and ``fast``
+    (:func:`bench.nets.fast.optimize_for_inference`: BN folded, channels-last on a CPU)."""
+    from bench.nets import LWTA
+    from bench.nets.fast import optimize_for_inference
+    from bench.zoo import build_model, freeze, get_card
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = freeze(build_model(get_card(card_name))).to(device)
+    ref = optimize_for_inference(model, channels_last=False, fold_bn=False)
+    for m in ref.modules():
+        if isinstance(m, LWTA):
+            m.fast_eval = False
+    return {"reference": ref, "eager": model, "fast": optimize_for_inference(model)}
+
+
+def inference_ms(models: dict[str, nn.Module], x: torch.Tensor, repeats: int = 3) -> dict:
+    """ms per image of each model at batch 1 (``B1_IMAGES`` single images per repeat) and batch 256 (one
+    pass per repeat), in ``torch.inference_mode``, interleaved model by model within each repeat after one
+    warm-up round; wall (median and min) and CPU time of this process (min)."""
+    device = x.device
+    big = x[torch.arange(256, device=device) % len(x)]
+    singles = [x[i % len(x)][None] for i in range(B1_IMAGES)]
+    wall: dict[tuple[str, int], list[float]] = {}
+    cpu: dict[tuple[str, int], list[float]] = {}
+
+    def b1(m: nn.Module) -> None:
+        for xi in singles:
+            _sync(device)
+            t = time.perf_counter()
+            m(xi)
+            _sync(device)
+            wall.setdefault((name, 1), []).append(time.perf_counter() - t)
+
+    with torch.inference_mode(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        for rep in range(repeats + 1):
+            for name, m in models.items():
+                c = time.process_time()
+                b1(m)
+                if rep:
+                    cpu.setdefault((name, 1), []).append((time.process_time() - c) / B1_IMAGES)
+                else:
+                    wall.pop((name, 1))
+                _, w, c = _timed(lambda m=m: m(big), device)
+                if rep:
+                    wall.setdefault((name, 256), []).append(w / 256)
+                    cpu.setdefault((name, 256), []).append(c / 256)
+    out: dict = {}
+    for (name, b), v in wall.items():
+        out.setdefault(name, {})[f"b{b}"] = {"ms_median": round(1000 * statistics.median(v), 3),
+                                            "ms_min": round(1000 * min(v), 3),
+                                            "cpu_ms_min": round(1000 * min(cpu[(name, b)]), 3)}
+    return out
+
+
+def _inference_section(group: str) -> Callable[[argparse.Namespace, dict], dict]:
+    def run(args: argparse.Namespace, ctx: dict) -> dict:
+        device = ctx["device"]
+        if "batch" not in ctx:
+            ctx["batch"] = _batch(args, device)
+        x, dataset = ctx["batch"]
+        if dataset != "cifar10":
+            return {"skipped": f"the SLWTA architectures are CIFAR-10 models (this run: {dataset})"}
+        res: dict = {"threads": torch.get_num_threads(), "repeats": getattr(args, "repeats", 3),
+                     "b1_images_per_repeat": B1_IMAGES,
+                     "weights": "untrained, seeded (cost does not depend on them)",
+                     "variants": {"reference": "LWTA pair-gate path (before the inference fast path)",
+                                  "eager": "default model (LWTA eval_pair)",
+                                  "fast": "optimize_for_inference: BN folded + channels-last (CPU)"},
+                     "models": {}}
+        for label, card in INFERENCE_ARCHS[group]:
+            models = inference_variants(card, device, getattr(args, "seed", 0))
+            res["models"][label] = inference_ms(models, x, res["repeats"])
+        if group == "wrn":
+            fast = res["models"]["slwta-wrn34-1"]["fast"]
+            res["slwta_wrn34_1_ms_per_image_b1"] = fast["b1"]["ms_median"]
+            res["slwta_wrn34_1_ms_per_image_b256"] = fast["b256"]["ms_median"]
+        return res
+
+    return run
+
+
+def format_inference(name: str, res: dict) -> str:
+    from tabulate import tabulate
+
+    if "skipped" in res:
+        return f"{name}: skipped ({res['skipped']})"
+    rows = []
+    for label, variants in res["models"].items():
+        for v, r in variants.items():
+            rows.append([label, v, f"{r['b1']['ms_median']:.2f}", f"{r['b1']['ms_min']:.2f}",
+                         f"{r['b1']['cpu_ms_min']:.2f}", f"{r['b256']['ms_median']:.2f}",
+                         f"{r['b256']['ms_min']:.2f}", f"{r['b256']['cpu_ms_min']:.2f}"])
+    head = ["model", "variant", "b1 ms/img median", "b1 min", "b1 CPU min", "b256 ms/img median", "b256 min",
+            "b256 CPU min"]
+    return (f"{name} ({res['threads']} threads, median of {res['repeats']} repeats; CPU = CPU time of this "
+            f"process per image)\n" + tabulate(rows, head, "github"))
+
+
+section("inference slwta small-cnn", fmt=lambda n, r: format_inference(n, r))(_inference_section("small"))
+section("inference slwta wrn-34-1", heavy=True,
+        headline={"slwta_wrn34_1_ms_per_image_b1": "slwta_wrn34_1_ms_per_image_b1",
+                  "slwta_wrn34_1_ms_per_image_b256": "slwta_wrn34_1_ms_per_image_b256"},
+        fmt=lambda n, r: format_inference(n, r))(_inference_section("wrn"))
+
+
 # ----------------------------------------------------------------------------------------------- command
 def format_section(name: str, res: dict) -> str:
     """A pgd-cost section as a table of times (median, ms) and ratios to the limit."""
@@ -271,8 +545,8 @@ def speed_command(args: argparse.Namespace) -> int:
         for key, src in (sec.headline or {}).items():
             if src in res:
                 result[key] = res[src]
-        print(format_section(sec.name, res))
-    heads = {k: result[k] for k in ("pgd_over_limit", "pgd_over_torchattacks", "art_over_pgd") if k in result}
+        print((sec.fmt or format_section)(sec.name, res))
+    heads = {k: result[k] for k in HEADLINE_KEYS if k in result}
     print("headline: " + ", ".join(f"{k} = {v:.3f}" for k, v in heads.items()))
     # headline keys first in the file
     ordered = {**heads, **{k: v for k, v in result.items() if k not in heads}}

@@ -40,6 +40,91 @@ def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gener
     return g
 
 
+THREADS_ENV = "BENCH_THREADS"
+
+
+def usable_cpus() -> set[int]:
+    """The CPUs this process may run on (``os.sched_getaffinity``; every CPU where that is unavailable)."""
+    try:
+        return set(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return set(range(os.cpu_count() or 1))
+
+
+def physical_cores(cpus: set[int] | None = None) -> int:
+    """Distinct physical cores among ``cpus`` (default: the usable ones): SMT siblings count once (Linux
+    sysfs topology); ``len(cpus)`` where the topology cannot be read."""
+    cpus = usable_cpus() if cpus is None else cpus
+    cores = set()
+    for cpu in cpus:
+        topo = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add((topo.joinpath("physical_package_id").read_text().strip(),
+                       topo.joinpath("core_id").read_text().strip()))
+        except OSError:
+            return len(cpus)
+    return max(1, len(cores))
+
+
+def cgroup_cpu_limit() -> int | None:
+    """The container's CPU quota rounded up (cgroup v2 ``cpu.max``, v1 ``cfs_quota_us``); None: no quota."""
+    import math
+
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            return max(1, math.ceil(int(quota) / int(period)))
+        return None
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        return max(1, math.ceil(quota / period)) if quota > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def default_threads() -> tuple[int, str]:
+    """The intra-op thread count bench uses and why: ``(threads, reason)``.
+
+    1. ``$BENCH_THREADS`` (bench's own knob), else ``$OMP_NUM_THREADS`` (the OpenMP convention; torchrun sets
+       it to 1 when it starts several processes), when set to a positive integer;
+    2. otherwise the physical cores this process may use: ``min(physical cores, usable CPUs, cgroup CPU
+       quota)``, divided by ``$LOCAL_WORLD_SIZE`` under torchrun (the processes on one machine share its
+       cores), at least 1.
+
+    Why physical cores: convolutions and GEMMs saturate a core's vector units, so an SMT sibling adds
+    contention, not throughput, and more OpenMP threads than cores makes every parallel region wait for a
+    descheduled thread. The CLI also sets ``OMP_WAIT_POLICY=PASSIVE`` (unless set) before torch loads:
+    idle OpenMP threads then sleep instead of spinning. Measured on the shared 2-core box at load ~6
+    (2 threads, WRN-34-1 LWTA, 8 forwards at batch 1): 0.82-1.0 s with the default spinning policy, 0.14 s
+    passive, 0.11 s with 1 thread; at batch 256 and for PGD steps 2 passive threads matched 1 thread there
+    (others held the second core), where spinning threads took 2.2x (forward) and 3x (PGD) longer. On a
+    busy machine ``BENCH_THREADS=1`` is still the most reproducible choice (the tests use 1)."""
+    for name in (THREADS_ENV, "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value), f"${name}"
+    cpus = usable_cpus()
+    n = min(physical_cores(cpus), len(cpus))
+    quota = cgroup_cpu_limit()
+    if quota is not None:
+        n = min(n, quota)
+    local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    why = "physical cores usable" + (f" / {local} local ranks" if local > 1 else "")
+    return max(1, n // local), why
+
+
+def configure_threads() -> int:
+    """Set torch's intra-op threads to :func:`default_threads` (called once by the CLI for every command);
+    returns the count."""
+    n, _ = default_threads()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` -> cuda when available, else cpu; otherwise ``torch.device(name)``."""
     if name == "auto":

@@ -194,8 +194,10 @@ def load_state(path: Path, card_name: str = "") -> dict[str, torch.Tensor]:
     return state
 
 
-def load_model(name_or_card: str | Card, device: str | torch.device = "cpu") -> nn.Module:
-    """The card's trained model on ``device``: eval mode, parameters frozen, stochastic layers stochastic."""
+def load_model(name_or_card: str | Card, device: str | torch.device = "cpu", fast: bool = False) -> nn.Module:
+    """The card's trained model on ``device``: eval mode, parameters frozen, stochastic layers stochastic.
+    ``fast``: :func:`bench.nets.fast.optimize_for_inference` (BatchNorm folded into the convs, channels-last
+    weights on a CPU; the same function up to float rounding, not trainable)."""
     card = get_card(name_or_card) if isinstance(name_or_card, str) else name_or_card
     fix = f"run `bench train {card.name}`"
     if card.external:
@@ -220,7 +222,12 @@ def load_model(name_or_card: str | Card, device: str | torch.device = "cpu") -> 
         msg = " ".join(str(e).split())[:200]
         raise ModelCardError(
             f"model {card.name!r}: checkpoint does not fit the card's architecture ({msg})") from None
-    return freeze(model).to(device)
+    model = freeze(model).to(device)
+    if fast:
+        from bench.nets.fast import optimize_for_inference
+
+        model = optimize_for_inference(model)
+    return model
 
 
 def freeze(model: nn.Module) -> nn.Module:

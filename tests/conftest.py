@@ -13,6 +13,8 @@ import pytest
 import torch
 
 torch.set_num_threads(int(os.environ.get("BENCH_TEST_THREADS", "1")))
+# commands run in-process (bench.cli.main) set threads from BENCH_THREADS (bench.utils.default_threads)
+os.environ.setdefault("BENCH_THREADS", str(torch.get_num_threads()))
 
 
 @pytest.fixture(scope="session")

@@ -53,6 +53,10 @@ class LWTA(StochasticLayer):
     relaxed mask at ``test_temperature``, as in the authors' released code).
     """
 
+    #: use :meth:`eval_pair` at inference for U = 2 (False: the :meth:`pair_gate` reference path, kept for
+    #: tests and ``bench speed``'s before/after figures)
+    fast_eval: bool = True
+
     def __init__(self, channels: int = 0, U: int = 2, temperature: float = 0.67,
                  learn_temperature: bool = False, test: str = "hard", test_temperature: float = 0.01):
         super().__init__()
@@ -101,8 +105,28 @@ class LWTA(StochasticLayer):
             return torch.sigmoid((d + logistic) / self.test_temperature)
         return (d.detach() + logistic > 0).to(d.dtype)
 
+    def eval_pair(self, hb: torch.Tensor) -> torch.Tensor:
+        """U = 2 at inference (not training, not surrogate), blocked ``hb`` (N, K, 2, ...): the same random
+        variables as :meth:`pair_gate` in 7 operations instead of 14 (measured per layer on one CPU core,
+        16 channels at 32 x 32: hard 165 -> 65 us at batch 1 and 42 -> 16 ms at batch 256; soft 2x).
+
+        Hard: the pair's second unit wins iff ``d + L > 0`` (``d = h_1 - h_0``, ``L = logit(u)``), i.e. iff
+        ``u > sigmoid(-d)``: the same winner from the same uniform ``u`` (up to rounding at the boundary),
+        so the same distribution and, seed for seed, the same draws. Soft: ``sigmoid(+-(d + L) / T)``
+        built as one stacked tensor (``sigmoid(-z)`` for ``1 - sigmoid(z)``: equal up to rounding). The eval
+        branches of :meth:`pair_gate` stay as the reference definition (tests compare the two)."""
+        h0, h1 = hb.unbind(2)
+        u = torch.rand_like(h0, dtype=torch.float32)
+        if self.test == "hard":
+            g = u > torch.sigmoid(h0.detach() - h1.detach())
+            return hb * torch.stack((~g, g), 2)
+        z = torch.sub(h1, h0).add_(torch.logit(u, 1e-7).to(hb.dtype)).div_(self.test_temperature)
+        return hb * torch.sigmoid(torch.stack((z.neg(), z), 2))
+
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         hb = _blocks(h, self.U)
+        if self.U == 2 and self.fast_eval and not self.training and not self.in_surrogate:
+            return self.eval_pair(hb).reshape(h.shape)
         if self.U == 2:
             h0, h1 = hb.unbind(2)
             d = h1 - h0
