@@ -15,7 +15,6 @@ import sys
 from bench import __version__
 from bench.errors import BenchError
 
-
 #: --data value -> (dataset, source): one place maps the user's word to bench.data's two axes
 DATA_CHOICES = {"cifar10": ("cifar10", "npz"), "npz": ("cifar10", "npz"), "torchvision": ("cifar10", "torchvision"),
                 "digits": ("digits", "npz")}

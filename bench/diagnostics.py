@@ -526,22 +526,26 @@ def _needs_eot_numbers(rows: list[_Row]) -> bool:
 def measure_passes(records=None, name: str | None = None, stochastic: bool = False, eot: int = 10,
                    R: int = 10, eps: float | None = None) -> dict[str, float]:
     """Estimated cost of each measurement of :func:`diagnose` on one model, in forward+backward passes per
-    image (R-pass predictions counted as half a pass each): what :func:`plan_measures` budgets with."""
+    image (R-pass predictions counted as half a pass each): what :func:`plan_measures` budgets with. A
+    measurement that does not apply to this model (``eot`` on a deterministic model, or when no row lacks
+    EOT) is left out."""
     rows = [r for r in _rows(_records(records)) if name is None or r.model == name]
     _, _, pgd = _pgd_for(rows, eps)
     steps, restarts = int(pgd.get("steps", 10)), int(pgd.get("restarts", 1) or 1)
     pgd_eot = int(pgd.get("eot", 1) or 1)
     reps = R if stochastic else 1
     preds = reps  # clean + adversarial predictions, R of each, at half a pass
-    return {
+    cost = {
         "stochastic": 0.0,
         "gradients": 1.0,
         "single-step": pgd_eot * (1 + steps * restarts) + 2 * preds,
         "eps-sweep": len(EPS_SWEEP_DEFAULT) * (20 * (eot if stochastic else 1) + preds),
         "convergence": pgd_eot * steps * restarts * 5 + 3 * preds,
-        "eot": (steps * (1 + eot) + 2 * preds) if stochastic and _needs_eot_numbers(rows) else 0.0,
         "cw": 9 * 100.0,
     }
+    if stochastic and _needs_eot_numbers(rows):
+        cost["eot"] = steps * (1 + eot) + 2 * preds
+    return cost
 
 
 def plan_measures(records=None, name: str | None = None, *, stochastic: bool = False,
@@ -552,10 +556,11 @@ def plan_measures(records=None, name: str | None = None, *, stochastic: bool = F
     ``seconds_per_pass`` per image and forward+backward pass, taken in :data:`PRIORITY` order (a costly one
     that does not fit is skipped, cheaper ones after it may still run). No budget or no timing: all kept.
     For slow models on a CPU (a CIFAR WideResNet): the caller reports the skipped checks."""
-    order = [m for m in PRIORITY if m in measure] + [m for m in measure if m not in PRIORITY]
+    cost = measure_passes(records, name, stochastic, eot, R)
+    order = [m for m in PRIORITY if m in measure and m in cost] + \
+        [m for m in measure if m not in PRIORITY and m in cost]  # not applicable (cost absent): left out
     if budget_s is None or seconds_per_pass is None:
         return order, []
-    cost = measure_passes(records, name, stochastic, eot, R)
     kept, skipped, total = [], [], 0.0
     for m in order:
         t = cost.get(m, 0.0) * n * seconds_per_pass

@@ -213,9 +213,11 @@ def test_plan_measures_keeps_the_budget():
              "eps_effective": 8 / 255, "norm": "linf", "stochastic": True,
              "params": json.dumps({"eps": 8 / 255, "steps": 20, "eot": 20, "early_stop": False})}]
     kept, skipped = dg.plan_measures(recs, "m", stochastic=True, n=128, budget_s=None)
-    assert skipped == [] and set(kept) == set(dg.MEASURES)
+    assert skipped == [] and set(kept) == set(dg.MEASURES) - {"eot"}  # no eot=1 row: nothing to measure
+    one_pass = [{**recs[0], "params": json.dumps({"eps": 8 / 255, "steps": 20, "eot": 1})}]
+    assert "eot" in dg.plan_measures(one_pass, "m", stochastic=True)[0]
+    assert "eot" not in dg.plan_measures(one_pass, "m", stochastic=False)[0]
     # a WideResNet on a CPU: ~8 ms per forward+backward pass and image
     kept, skipped = dg.plan_measures(recs, "m", stochastic=True, n=128, budget_s=600, seconds_per_pass=0.008)
     assert kept[:2] == ["stochastic", "gradients"] and "single-step" in kept
     assert {"convergence", "eps-sweep"} <= set(skipped)
-    assert "eot" not in kept or dg.measure_passes(recs, "m", True)["eot"] == 0  # no eot=1 row: not needed
