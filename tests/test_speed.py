@@ -87,8 +87,8 @@ def test_suite_section_on_tiny_digits(tiny_digits_model, digits_eval):
 def test_inference_timing_shapes(tiny_digits_model, digits_eval):
     x, _ = digits_eval
     res = speed.inference_ms({"a": tiny_digits_model}, x[:8], repeats=1)
-    assert set(res["a"]) == {"b1", "b256"}
-    assert all(res["a"][b]["ms_min"] <= res["a"][b]["ms_median"] for b in ("b1", "b256"))
+    assert {"b1", "b256"} <= set(res["a"])
+    assert all(r["ms_min"] <= r["ms_median"] for r in res["a"].values())
 
 
 def test_inference_variants_of_a_zoo_architecture():
