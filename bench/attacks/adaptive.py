@@ -19,6 +19,15 @@ Each attack only touches the target model through forward/backward passes inside
 
 The ``adaptive`` suite (``adaptive_suite``) puts these together with AutoAttack and (EOT-)PGD; see its
 docstring for the columns and :mod:`bench.diagnostics` for the checks that read them.
+
+CPU cost (measured on the shared 2-core box, one torch thread, other jobs running; ``bench run --models
+regular,slwta,slwta-wrn34-1-panousis2021 --suite adaptive:aa_steps=50,aa_eot=5,eot=10,bpda_eot=3 --diagnose
+--n 128``): 32 min in all. The published WRN-34-1 took 1,232 s (AutoAttack-rand 552 s, EOT-PGD 200 s,
+surrogate-PGD 87 s, BPDA-PGD 185 s, diagnostics 189 s), the small-CNN ``slwta`` 625 s (of which diagnostics
+429 s), ``regular`` 65 s. At the reference strengths (AutoAttack-rand 2 x 100 steps x EOT 20, EOT-PGD EOT 20,
+BPDA EOT 10) AutoAttack-rand alone would be 8x that, about 75 min for the WRN: hence those suite
+parameters on a CPU. With torch's default 2 threads on the busy box, OpenMP spin-waiting made the same
+cells 5-10x slower (AutoAttack-rand at n = 16: 632 s): run with one thread there.
 """
 
 from __future__ import annotations
