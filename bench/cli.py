@@ -101,13 +101,27 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+#: 1-minute load average from which the machine counts as busy (see bench.utils.default_threads)
+BUSY_LOAD = 0.5
+
+
+def set_omp_wait_policy() -> str | None:
+    """``OMP_WAIT_POLICY=PASSIVE`` (idle OpenMP threads sleep at once) when the machine is busy at start
+    (1-minute load average >= :data:`BUSY_LOAD`), else libgomp's default (spin a while, then sleep); a
+    value the user set wins. Must run before torch is imported. Returns the value set, None if left alone."""
+    if "OMP_WAIT_POLICY" in os.environ or not hasattr(os, "getloadavg"):
+        return None
+    if os.getloadavg()[0] < BUSY_LOAD:
+        return None
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    return "PASSIVE"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bench`` console script."""
     args = build_parser().parse_args(argv)
     _split_data_flag(args)
-    # before torch loads (bench.utils imports it): OpenMP threads sleep instead of spinning when idle, see
-    # bench.utils.default_threads (on a busy machine spinning made a batch-1 forward 10-100x slower)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    set_omp_wait_policy()  # before torch loads (bench.utils imports it)
     from bench.utils import configure_threads
 
     configure_threads()  # one place for every command (bench.utils.default_threads says how many, and why)

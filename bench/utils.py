@@ -96,12 +96,18 @@ def default_threads() -> tuple[int, str]:
 
     Why physical cores: convolutions and GEMMs saturate a core's vector units, so an SMT sibling adds
     contention, not throughput, and more OpenMP threads than cores makes every parallel region wait for a
-    descheduled thread. The CLI also sets ``OMP_WAIT_POLICY=PASSIVE`` (unless set) before torch loads:
-    idle OpenMP threads then sleep instead of spinning. Measured on the shared 2-core box at load ~6
-    (2 threads, WRN-34-1 LWTA, 8 forwards at batch 1): 0.82-1.0 s with the default spinning policy, 0.14 s
-    passive, 0.11 s with 1 thread; at batch 256 and for PGD steps 2 passive threads matched 1 thread there
-    (others held the second core), where spinning threads took 2.2x (forward) and 3x (PGD) longer. On a
-    busy machine ``BENCH_THREADS=1`` is still the most reproducible choice (the tests use 1)."""
+    descheduled thread.
+
+    OpenMP wait policy (:func:`bench.cli.set_omp_wait_policy`, before torch loads; a value the user set
+    wins): ``PASSIVE`` (idle threads sleep at once) when the machine is busy at start (1-minute load average
+    >= 0.5), else libgomp's default (spin a while, then sleep). Spinning threads on a busy machine wait for
+    descheduled ones: on the shared 2-core box at load ~6, 8 batch-1 WRN-34-1 forwards took 0.82-1.0 s
+    spinning, 0.14 s passive, 0.11 s on 1 thread; batch 256 and PGD steps 2.2x and 3x longer spinning, and
+    ``bench run --models all`` (before the LWTA fast path) 1,012 s spinning at load ~6, 94 s passive at
+    load ~4.5. On a quiet machine (load 1.3) passive costs
+    ~10 % on a batch-128 forward+gradient and 2.3x at batch 1 (WRN-34-1: 4.6 ms spinning, 10.7 ms passive,
+    5.8 ms on 1 thread). On a busy machine ``BENCH_THREADS=1`` is the most reproducible choice (the tests
+    use 1)."""
     for name in (THREADS_ENV, "OMP_NUM_THREADS"):
         value = os.environ.get(name, "").strip()
         if value.isdigit() and int(value) > 0:

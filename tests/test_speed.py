@@ -45,6 +45,18 @@ def test_physical_cores_of_this_machine():
     assert 1 <= utils.physical_cores(cpus) <= len(cpus)
 
 
+def test_omp_wait_policy_follows_the_load(monkeypatch):
+    from bench import cli
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setattr(cli.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    assert cli.set_omp_wait_policy() is None and "OMP_WAIT_POLICY" not in cli.os.environ
+    monkeypatch.setattr(cli.os, "getloadavg", lambda: (3.0, 3.0, 3.0))
+    assert cli.set_omp_wait_policy() == "PASSIVE" and cli.os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice wins
+    assert cli.set_omp_wait_policy() is None and cli.os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
 def test_configure_threads_sets_torch(monkeypatch):
     n = torch.get_num_threads()
     monkeypatch.setenv("BENCH_THREADS", "1")
