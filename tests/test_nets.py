@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -24,6 +25,9 @@ from bench.nets import (
     model_kl,
     surrogate,
 )
+from bench.nets.common import PreActBlock
+from bench.nets.preact_resnet import PreActBlock as ResNetBlock
+from bench.nets.wideresnet import WideBlock
 
 
 def test_small_cnn_shapes_and_size():
@@ -38,6 +42,64 @@ def test_small_cnn_shapes_and_size():
 @pytest.mark.parametrize("ctor", [lambda: PreActResNet18(width=8), lambda: WideResNet(depth=10, width=1)])
 def test_other_backbones_forward(ctor):
     assert ctor()(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+def _block_in_old_order(block, x, shortcut_first):
+    """The pre-activation block written out in the order each backbone had before the two blocks were
+    folded into one (PreAct-ResNet-18: 1x1 shortcut conv before conv1; WideResNet: after conv2)."""
+    a = block.act1(block.bn1(x))
+    sc = block.shortcut(a) if block.shortcut is not None and shortcut_first else x
+    out = block.conv2(block.act2(block.bn2(block.conv1(a))))
+    if block.shortcut is not None and not shortcut_first:
+        sc = block.shortcut(a)
+    return out + sc
+
+
+@pytest.mark.parametrize("backbone", ["preact", "wrn"])
+def test_shared_preact_block_keeps_each_backbones_function_and_draws(backbone):
+    """PreActBlock serves both backbones; with random convs (PNI) and LWTA the same seed must give the same
+    logits, bit for bit, as the block each backbone had before (the RNG draws come in the same order)."""
+    kw = dict(in_channels=1, dataset="digits", act=act_factory("lwta", U=2))
+    kw["conv"], kw["linear"] = layer_factories("pni")
+    torch.manual_seed(0)
+    model = (PreActResNet18(width=8, **kw) if backbone == "preact" else WideResNet(depth=16, width=2, **kw)).eval()
+    blocks = [m for m in model.modules() if isinstance(m, PreActBlock)]
+    assert blocks and any(b.shortcut is not None for b in blocks) and any(b.shortcut is None for b in blocks)
+    x = torch.rand(3, 1, 16, 16)
+    with torch.no_grad():
+        torch.manual_seed(5)
+        y = model(x)
+        for b in blocks:
+            b.forward = partial(_block_in_old_order, b, shortcut_first=backbone == "preact")
+        torch.manual_seed(5)
+        assert torch.equal(model(x), y)
+        torch.manual_seed(5)
+        for b in blocks:
+            b.forward = partial(_block_in_old_order, b, shortcut_first=backbone != "preact")
+        assert not torch.equal(model(x), y)  # the order of the draws matters: the check can fail
+
+
+def test_shared_preact_block_names():
+    assert WideBlock is PreActBlock is ResNetBlock  # one class; the old names stay importable
+    preact = PreActResNet18(width=8, in_channels=1).state_dict()
+    wrn = WideResNet(depth=10, width=1, in_channels=1).state_dict()
+    block = ["bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var", "bn1.num_batches_tracked",
+             "conv1.weight", "bn2.weight", "bn2.bias", "bn2.running_mean", "bn2.running_var",
+             "bn2.num_batches_tracked", "conv2.weight"]
+    assert [k for k in preact if k.startswith("layers.0.")] == [f"layers.0.{k}" for k in block]
+    assert [k for k in preact if k.startswith("layers.2.")] == [f"layers.2.{k}" for k in block + ["shortcut.weight"]]
+    assert [k for k in wrn if k.startswith("block2.0.")] == [f"block2.0.{k}" for k in block + ["shortcut.weight"]]
+    assert "block1.0.shortcut.weight" not in wrn  # 16 -> 16 channels, stride 1: identity shortcut
+
+
+def test_committed_wrn_checkpoint_loads_strictly():
+    from bench import zoo
+
+    card = zoo.get_card("slwta-wrn34-1")
+    if not card.checkpoint_path().is_file():
+        pytest.skip("models/ckpt/slwta-wrn34-1.pt absent")
+    model = zoo.load_model(card)  # strict load_state_dict: the block's parameter names did not change
+    assert sum(isinstance(m, PreActBlock) for m in model.modules()) == 15
 
 
 def test_wrn_34_param_counts():

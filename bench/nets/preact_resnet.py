@@ -6,26 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.nets.common import ActFactory, ConvFactory, LinearFactory, ReLU, normalize_for
+from bench.nets.common import ActFactory, ConvFactory, LinearFactory, PreActBlock, ReLU, normalize_for
 
-
-class PreActBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int, act: ActFactory, conv: ConvFactory):
-        super().__init__()
-        self.bn1, self.act1 = nn.BatchNorm2d(cin), act(cin)
-        self.conv1 = conv(cin, cout, kernel_size=3, stride=stride, padding=1, bias=False)
-        self.bn2, self.act2 = nn.BatchNorm2d(cout), act(cout)
-        self.conv2 = conv(cout, cout, kernel_size=3, stride=1, padding=1, bias=False)
-        self.shortcut = None
-        if stride != 1 or cin != cout:
-            self.shortcut = conv(cin, cout, kernel_size=1, stride=stride, padding=0, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.act1(self.bn1(x))
-        sc = self.shortcut(out) if self.shortcut is not None else x
-        out = self.conv1(out)
-        out = self.conv2(self.act2(self.bn2(out)))
-        return out + sc
+__all__ = ["PreActBlock", "PreActResNet18"]
 
 
 class PreActResNet18(nn.Module):
@@ -41,7 +24,8 @@ class PreActResNet18(nn.Module):
         for i, mult in enumerate((1, 2, 4, 8)):
             cout = width * mult
             for j in range(2):
-                layers.append(PreActBlock(cin, cout, 2 if (i > 0 and j == 0) else 1, act, conv))
+                layers.append(PreActBlock(cin, cout, 2 if (i > 0 and j == 0) else 1, act, conv,
+                                          shortcut_first=True))
                 cin = cout
         self.layers = nn.Sequential(*layers)
         self.bn, self.act = nn.BatchNorm2d(cin), act(cin)

@@ -1,7 +1,8 @@
 """WideResNet depth/width (Zagoruyko & Komodakis 2016) in the layout used by adversarial-training papers
 (Madry, TRADES, Panousis et al.): WRN-34-10, and WRN-34-1 for the report's SLWTA.
 
-Pre-activation basic blocks; when a block changes width its 1x1 shortcut takes the activated input.
+Pre-activation basic blocks (:class:`bench.nets.common.PreActBlock`, also PreAct-ResNet-18's); when a
+block changes width its 1x1 shortcut takes the activated input.
 Activation and conv/linear layers are pluggable (``act=LWTA`` gives the SLWTA network).
 """
 
@@ -13,24 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.nets.common import ActFactory, ConvFactory, LinearFactory, ReLU, normalize_for
+from bench.nets.common import ActFactory, ConvFactory, LinearFactory, PreActBlock, ReLU, normalize_for
 
-
-class WideBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int, act: ActFactory, conv: ConvFactory):
-        super().__init__()
-        self.bn1, self.act1 = nn.BatchNorm2d(cin), act(cin)
-        self.conv1 = conv(cin, cout, kernel_size=3, stride=stride, padding=1, bias=False)
-        self.bn2, self.act2 = nn.BatchNorm2d(cout), act(cout)
-        self.conv2 = conv(cout, cout, kernel_size=3, stride=1, padding=1, bias=False)
-        self.equal = cin == cout and stride == 1
-        self.shortcut = None if self.equal else conv(cin, cout, kernel_size=1, stride=stride, padding=0,
-                                                     bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.act1(self.bn1(x))
-        out = self.conv2(self.act2(self.bn2(self.conv1(a))))
-        return out + (x if self.shortcut is None else self.shortcut(a))
+WideBlock = PreActBlock  # the block's name in this module (bench.nets.fast and older code import it)
 
 
 class WideResNet(nn.Module):
