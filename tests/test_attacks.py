@@ -73,6 +73,18 @@ def test_registry_lists_every_attack_with_defaults():
     assert create_attack("eot-pgd-linf").name == "eot-pgd-linf"
 
 
+def test_eot_pgd_runs_every_step_by_default():
+    """EOT-PGD is for stochastic models, where stopping at the first step that fools one noisy pass is weak:
+    its default is early_stop=False (pgd-linf keeps True); ``bench list attacks`` shows it."""
+    from bench.listing import attack_rows
+
+    assert attack_defaults("eot-pgd-linf")["early_stop"] is False and create_attack("eot-pgd-linf").early_stop is False
+    assert attack_defaults("pgd-linf")["early_stop"] is True
+    assert create_attack("eot-pgd-linf", early_stop=True).early_stop is True  # still a parameter
+    row = next(r for r in attack_rows("eot-pgd-linf"))
+    assert "early_stop=False" in row[2] and "eot=20" in row[2]
+
+
 def test_unknown_names_suggest_the_closest():
     with pytest.raises(AttackConfigError, match="did you mean 'pgd-linf'"):
         create_attack("pgd-lnf")

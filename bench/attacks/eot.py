@@ -2,8 +2,9 @@
 
 Every gradient attack has an ``eot`` field: the input gradient of each step is the mean over ``eot``
 stochastic forward passes (:func:`bench.attacks.base.input_grad` does the averaging, once for all attacks).
-This module registers the EOT variants with ``eot=20`` (AutoAttack's "rand" flavour uses 20 as well) and
-holds the EOT-specific helpers. Report the number of EOT samples with every result (it is a parameter, so
+This module registers the EOT variants with ``eot=20`` (AutoAttack's "rand" flavour uses 20 as well;
+``eot-pgd-linf`` also runs every step, ``early_stop=False``: see :class:`EOTPGDLinf`) and holds the
+EOT-specific helpers. Report the number of EOT samples with every result (it is a parameter, so
 it appears in ``attack.params()``).
 
 For a deterministic model EOT changes nothing but the cost (the mean of ``eot`` identical gradients is that
@@ -27,16 +28,25 @@ from bench.attacks.registry import register_attack
 EOT_DEFAULT = 20
 
 
-
 @register_attack("eot-pgd-linf")
 @dataclasses.dataclass
 class EOTPGDLinf(PGDLinf):
-    """:class:`~bench.attacks.pgd.PGDLinf` whose every step averages the gradient over ``eot`` passes."""
+    """:class:`~bench.attacks.pgd.PGDLinf` whose every step averages the gradient over ``eot`` passes.
+
+    ``early_stop`` defaults to False (every sample does every step; the last iterate is the answer), unlike
+    ``pgd-linf``: on a stochastic model, early stop keeps the first iterate that fooled ONE noisy pass,
+    which the next pass often classifies right again, so the attack looks far weaker than it is. Measured
+    on the ``slwta`` card (128 CIFAR-10 images, 8/255, 10 steps, eot=5, robust accuracy as the mean of 10
+    evaluation passes): 58.6 % with early stop, 37.3 % without. On a deterministic model early stop is
+    never weaker and costs less (``pgd-linf``'s default); pass ``early_stop=True`` there if it matters.
+    """
 
     name: ClassVar[str] = "eot-pgd-linf"
-    description: ClassVar[str] = "PGD L-inf with EOT: each step's gradient is the mean over eot passes"
+    description: ClassVar[str] = ("PGD L-inf with EOT: each step's gradient is the mean over eot passes; "
+                                  "every step is run (no early stop: one noisy pass is no verdict)")
 
     eot: int = EOT_DEFAULT
+    early_stop: bool = False
 
 
 @register_attack("eot-fgsm")
