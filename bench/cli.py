@@ -38,6 +38,21 @@ def _add_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
 
 
+#: bench.stochastic.R_DEFAULT, written here so that `bench --help` does not import torch (a test keeps them equal)
+PASSES_DEFAULT = 10
+
+
+def _passes(text: str) -> int:
+    """``--passes R``: a whole number >= 1 (argparse turns the ValueError into a one-line usage error)."""
+    try:
+        r = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if r < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {r}")
+    return r
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
     ap.add_argument("--version", action="version", version=f"bench {__version__}")
@@ -54,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a zoo model name, 'tiny-digits' (trained on the fly), or PATH.pt:builder")
     p.add_argument("--attacks", default="all", help="comma-separated attack names (default: all)")
     p.add_argument("--json", dest="json_path", default=None, help="write the comparison to this JSON file")
+    p.add_argument("--seeds", type=int, default=8,
+                   help="paired seeds per randomised row (random start, noise, stochastic model; default 8)")
+    p.add_argument("--no-art", action="store_true",
+                   help="leave ART out (compare with torchattacks only; rows only ART checks get 'n/a')")
     _add_data_flags(p)
     p.set_defaults(handler="bench.reference:crosscheck_command", n=128)
 
@@ -83,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full-matrix", action="store_true", help="attack every clean-correct sample with every attack")
     p.add_argument("--diagnose", action="store_true", help="run the gradient-masking diagnostics")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--passes", type=_passes, default=None, metavar="R",
+                   help="stochastic models: also classify each clean and adversarial image in R further seeded "
+                        f"passes (the mean-over-R accuracy and its spread; >= 1; default {PASSES_DEFAULT}); "
+                        "deterministic models take none")
     p.add_argument("--workers", type=int, default=None, help="launch N local torchrun processes")
     p.add_argument("--no-report", action="store_true", help="write records only")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -236,3 +236,32 @@ def test_run_command_end_to_end(tiny, tmp_path, monkeypatch, capsys):
     assert set(df["attack"]) >= {"clean", "FGSM", "PGD", "noise", "worst-case"}
     assert (tmp_path / "leaderboard.md").is_file() and (tmp_path / "figures" / "confidence.png").is_file()
     assert get_suite("ci").default_n == 128 and df["n"].iloc[0] == 48
+
+
+def test_run_command_passes_sets_r(tiny, tmp_path, monkeypatch, capsys):
+    """`bench run --passes R`: a stochastic model's records carry R (mean over R passes); a deterministic
+    model's none; R < 1 is a one-line usage error. The help's default is bench.stochastic.R_DEFAULT."""
+    import bench.zoo as zoo
+    from bench import cli
+    from bench.stochastic import R_DEFAULT
+
+    assert cli.PASSES_DEFAULT == R_DEFAULT
+    cards = [FakeCard("noisy", stochastic=True), FakeCard("plain")]
+    monkeypatch.setattr(zoo, "list_cards", lambda pattern="*", models_dir=None: cards)
+    monkeypatch.setattr(zoo, "load_model", lambda card, device="cpu": NoisyNet(tiny) if card.stochastic else tiny)
+    rc = cli.main(["run", "--data", "digits", "--suite", "ci", "--n", "32", "--passes", "3", "--out", str(tmp_path),
+                   "--quiet", "--no-report"])
+    assert rc == 0
+    records = json.loads((tmp_path / "records.json").read_text())
+    assert records["run"]["R"] == 3
+    noisy = [r for r in records["records"] if r["model"] == "noisy"]
+    assert noisy and all(r["R"] == 3 for r in noisy)
+    assert next(r for r in noisy if r["attack"] == "clean")["accuracy_mean_R"] is not None
+    assert all(r["R"] in (None, "", 0) for r in records["records"] if r["model"] == "plain")
+    capsys.readouterr()
+    for bad in ("0", "-2", "two"):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["run", "--data", "digits", "--passes", bad])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("bench run: error: argument --passes: must be")
