@@ -24,9 +24,10 @@ image (its CW has no binary search: :data:`TA_CW`); wall and CPU seconds, worst-
 
 Sections ``inference slwta ...`` (item f; the WRN one heavy): ms per image at batch 1 and 256 of the
 ``slwta`` (small CNN), ``slwta-wrn34-1`` and published SLWTA architectures, each as the reference LWTA path,
-the default model and :func:`bench.nets.fast.optimize_for_inference` (BN folded, channels-last); batch 1
-also on one thread (waking a second thread for each of a batch-1 forward's small parallel regions can cost
-more than it saves; the headline takes the better of the two and says which).
+the default model, :func:`bench.nets.fast.optimize_for_inference` (BN folded, channels-last) and
+:func:`bench.nets.fast.trace_for_inference` (that, as a frozen TorchScript graph: the headline form); batch
+1 also on one thread (waking a second thread for each of a batch-1 forward's small parallel regions can
+cost more than it saves; the headline takes the better of the two and says which).
 
 Headline keys (top level of the JSON, :data:`HEADLINE_KEYS`): ``pgd_over_limit`` (target <= 1.05, ideally
 <= 1.03), ``pgd_over_torchattacks`` (target <= 1.0), ``art_over_pgd``, ``early_exit_speedup`` (target >= 3),
@@ -396,15 +397,17 @@ def format_suite(name: str, res: dict) -> str:
 INFERENCE_ARCHS = {"small": [("slwta", "slwta")],
                    "wrn": [("slwta-wrn34-1", "slwta-wrn34-1"), ("published", "slwta-wrn34-1-panousis2021")]}
 B1_IMAGES = 16  # single images timed per repeat (batch 1)
+INPUT_SHAPE = (3, 32, 32)  # the SLWTA architectures are CIFAR-10 models
 
 
 def inference_variants(card_name: str, device: torch.device, seed: int = 0) -> dict[str, nn.Module]:
-    """The card's architecture (seeded untrained weights: a forward pass costs the same) in three forms:
+    """The card's architecture (seeded untrained weights: a forward pass costs the same) in four forms:
     ``reference`` (the LWTA layers' pair-gate path, as before the inference fast path), ``eager`` (the
-    default model: LWTA :meth:`~bench.nets.lwta.LWTA.eval_pair`) and ``fast``
-    (:func:`bench.nets.fast.optimize_for_inference`: BN folded, channels-last on a CPU)."""
+    default model: LWTA :meth:`~bench.nets.lwta.LWTA.eval_pair`), ``fast``
+    (:func:`bench.nets.fast.optimize_for_inference`: BN folded, channels-last on a CPU) and ``traced``
+    (:func:`bench.nets.fast.trace_for_inference`: ``fast`` as one frozen TorchScript graph)."""
     from bench.nets import LWTA
-    from bench.nets.fast import optimize_for_inference
+    from bench.nets.fast import optimize_for_inference, trace_for_inference
     from bench.zoo import build_model, freeze, get_card
 
     with torch.random.fork_rng(devices=[]):
@@ -414,7 +417,9 @@ def inference_variants(card_name: str, device: torch.device, seed: int = 0) -> d
     for m in ref.modules():
         if isinstance(m, LWTA):
             m.fast_eval = False
-    return {"reference": ref, "eager": model, "fast": optimize_for_inference(model)}
+    fast = optimize_for_inference(model)
+    example = torch.rand(1, *INPUT_SHAPE, device=device)
+    return {"reference": ref, "eager": model, "fast": fast, "traced": trace_for_inference(fast, example)}
 
 
 def inference_ms(models: dict[str, nn.Module], x: torch.Tensor, repeats: int = 3,
@@ -481,13 +486,15 @@ def _inference_section(group: str) -> Callable[[argparse.Namespace, dict], dict]
                      "weights": "untrained, seeded (cost does not depend on them)",
                      "variants": {"reference": "LWTA pair-gate path (before the inference fast path)",
                                   "eager": "default model (LWTA eval_pair)",
-                                  "fast": "optimize_for_inference: BN folded + channels-last (CPU)"},
+                                  "fast": "optimize_for_inference: BN folded + channels-last (CPU)",
+                                  "traced": "trace_for_inference: fast as a frozen TorchScript graph"},
                      "models": {}}
         for label, card in INFERENCE_ARCHS[group]:
             models = inference_variants(card, device, getattr(args, "seed", 0))
             res["models"][label] = inference_ms(models, x, res["repeats"])
-        if group == "wrn":  # the optimised model; batch 1 on the better of the two thread counts
-            fast = res["models"]["slwta-wrn34-1"]["fast"]
+        if group == "wrn":  # the fastest form (traced); batch 1 on the better of the two thread counts
+            fast = res["models"]["slwta-wrn34-1"]["traced"]
+            res["slwta_wrn34_1_variant"] = "traced"
             b1 = min(("b1", "b1_1thread"), key=lambda k: fast[k]["ms_median"] if k in fast else float("inf"))
             res["slwta_wrn34_1_ms_per_image_b1"] = fast[b1]["ms_median"]
             res["slwta_wrn34_1_b1_threads"] = 1 if b1 == "b1_1thread" else res["threads"]

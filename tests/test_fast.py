@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from bench.nets import LWTA, SLWTAWideResNet, SmallCNN, WideResNet, act_factory
-from bench.nets.fast import fold_batchnorm, optimize_for_inference
+from bench.nets.fast import fold_batchnorm, optimize_for_inference, trace_for_inference
 
 
 def _randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -143,3 +143,35 @@ def test_load_model_fast(tmp_path):
     x = torch.rand(4, 3, 32, 32)
     assert torch.allclose(slow(x), fast(x), atol=1e-4)
     assert getattr(fast, "inference_optimized", False) and not hasattr(slow, "inference_optimized")
+
+
+@pytest.mark.parametrize("builder", [
+    lambda: SmallCNN(),
+    lambda: WideResNet(depth=10, width=1, act=act_factory("lwta", U=2)),
+    lambda: SLWTAWideResNet(depth=10, width=1),
+], ids=["small-cnn", "wrn-10-1-lwta", "published-10-1"])
+def test_traced_copy_computes_what_the_fast_copy_computes(builder):
+    """Traced at batch 1, run at batch 5: same seed, same draws as the channels-last copy (the trace records
+    the same operations), so outputs agree to float rounding; stochastic models stay stochastic."""
+    torch.manual_seed(0)
+    model = _randomise_bn(builder())
+    fast = optimize_for_inference(model)
+    traced = trace_for_inference(model, torch.rand(1, 3, 32, 32))
+    x = torch.rand(5, 3, 32, 32)
+    with torch.inference_mode():
+        torch.manual_seed(4)
+        a = fast(x)
+        torch.manual_seed(4)
+        b = traced(x)
+        c = traced(x)
+    assert b.shape == (5, 10) and torch.allclose(a, b, atol=1e-5, rtol=1e-5)
+    stochastic = not isinstance(model, SmallCNN)
+    assert (not torch.equal(b, c)) == stochastic
+
+
+def test_trace_refuses_surrogate_mode():
+    from bench.nets import surrogate
+
+    model = _randomise_bn(SLWTAWideResNet(depth=10, width=1))
+    with surrogate(model), pytest.raises(ValueError, match="surrogate"):
+        trace_for_inference(model, torch.rand(1, 3, 32, 32))

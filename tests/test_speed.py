@@ -105,7 +105,7 @@ def test_inference_timing_shapes(tiny_digits_model, digits_eval):
 
 def test_inference_variants_of_a_zoo_architecture():
     models = speed.inference_variants("slwta", torch.device("cpu"))
-    assert list(models) == ["reference", "eager", "fast"]
+    assert list(models) == ["reference", "eager", "fast", "traced"]
     lw = [m for m in models["reference"].modules() if hasattr(m, "fast_eval")]
     assert lw and not any(m.fast_eval for m in lw)
     assert all(m.fast_eval for m in models["eager"].modules() if hasattr(m, "fast_eval"))
