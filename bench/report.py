@@ -7,7 +7,8 @@ robust images); a Table-2-style table (per-sample intersection of L2 and L-inf P
 for stochastic models the mean over R stochastic passes with its spread; nominal vs effective budgets (one
 row per distinct configuration of a column: models of one run may have their own suite flavours); timings;
 the warnings column with its footnotes, one explanation per flag (:func:`bench.diagnostics.explain`) and the
-diagnostic checks that ran; the figures.
+diagnostic checks that ran; the figures. Rows (and figure legends) follow :func:`bench.results.model_order`:
+the zoo's registry order, then other models by name, whatever order the records were written in.
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ import os
 import platform
 import re
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -413,11 +414,24 @@ def read_records(out: str | Path) -> tuple[dict, list[dict]]:
     return data.get("run", {}), data.get("records", [])
 
 
+def model_order(names: Iterable[str]) -> list[str]:
+    """``names`` (duplicates dropped) in leaderboard order: the zoo's models in registry order (the order of
+    ``bench list models``), then any other name alphabetically. Records are written in the order their models
+    finished (parallel ``bench run`` processes into one folder race), so every reader orders them here."""
+    from bench.zoo import list_cards
+
+    registry = {c.name: i for i, c in enumerate(list_cards())}
+    return sorted(dict.fromkeys(names), key=lambda n: (0, registry[n], "") if n in registry else (1, 0, n))
+
+
 def load(out: str | Path):
-    """The records of a results directory as a pandas DataFrame (one row per model x attack)."""
+    """The records of a results directory as a pandas DataFrame (one row per model x attack): models in
+    :func:`model_order`, each model's rows in their record order (clean, attacks, aggregates, worst case)."""
     import pandas as pd
 
     _, rows = read_records(out)
+    rank = {m: i for i, m in enumerate(model_order(r["model"] for r in rows))}
+    rows = sorted(rows, key=lambda r: rank[r["model"]])  # stable: a model's own rows keep their order
     return pd.DataFrame(rows, columns=RECORD_COLUMNS)
 
 

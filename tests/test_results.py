@@ -145,6 +145,33 @@ def test_records_json_csv_load(tmp_path):
     assert df.set_index("attack").loc["worst-case", "accuracy"] == pytest.approx(1 / 3)
 
 
+def test_rows_in_registry_order_whatever_order_models_finished(tmp_path):
+    """Parallel `bench run` processes append models in the order they finish; readers (the leaderboard, its
+    figures) see the zoo's registry order (`bench list models`), then other names alphabetically."""
+    from bench import report
+    from bench.zoo import list_cards
+
+    registry = [c.name for c in list_cards()]
+    zoo_names = ["slwta", "regular", "slwta-wrn34-1", "pni"]
+    assert set(zoo_names) <= set(registry)
+    expected = [n for n in registry if n in zoo_names] + ["aaa-local", "zzz-local"]
+    assert expected != sorted(expected)  # registry order is not alphabetical: the check can fail
+    run = {"suite": "s", "seed": 0}
+    m = make_matrix(np.array([[1, 0], [1, 1], [0, 0]]))
+    texts = []
+    for finished in (["zzz-local", "slwta", "aaa-local", "regular", "slwta-wrn34-1", "pni"],
+                     ["pni", "slwta-wrn34-1", "regular", "aaa-local", "slwta", "zzz-local"]):
+        rows = [r for name in finished for r in record_rows(m, {"name": name}, run)]
+        results.write_records(tmp_path, rows, run)
+        assert [r["model"] for r in json.loads((tmp_path / "records.json").read_text())["records"]][::4] == finished
+        df = results.load(tmp_path)
+        assert list(dict.fromkeys(df["model"])) == expected
+        assert list(df["attack"][:4]) == ["clean", "A0", "A1", "worst-case"]  # a model's rows keep their order
+        texts.append(report.leaderboard_markdown(tmp_path, figures=False))
+    assert texts[0] == texts[1]
+    assert results.model_order(["b", "a", "regular", "b"]) == ["regular", "a", "b"]
+
+
 def test_atomic_writes_leave_old_file_on_error(tmp_path, monkeypatch):
     m = make_matrix(np.array([[1], [0]]))
     rows = record_rows(m, {"name": "m"}, {})
