@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
 from bench.results import Matrix, load, matrix_path, read_records, safe_name
 from bench.utils import atomic_path
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TABLE1_FIRST = ["clean", "PGD", "FGSM", "CW", "worst-case"]
 HEADERS = {"clean": "Natural", "worst-case": "Worst case"}
@@ -50,13 +55,19 @@ def _columns(df) -> list[str]:
     return first + [c for c in present if c not in first]
 
 
+def _per_model(df) -> Iterator[tuple[str, pd.DataFrame, dict[str, dict]]]:
+    """``(model, its rows, its rows by attack label)`` for every model of ``df``, in ``df``'s order (the
+    records as :func:`bench.results.load` orders them)."""
+    for model, g in df.groupby("model", sort=False):
+        yield model, g, {r["attack"]: r for r in g.to_dict("records")}
+
+
 def table1(df) -> tuple[str, list[str]]:
     """Markdown Table 1 (rows models) and the warning footnotes it refers to."""
     cols = _columns(df)
     notes: list[str] = []
     rows = []
-    for model, g in df.groupby("model", sort=False):
-        by = {r["attack"]: r for r in g.to_dict("records")}
+    for model, g, by in _per_model(df):
         refs: dict[str, list[int]] = {}  # flag name -> footnote numbers
         for r in g.to_dict("records"):
             for w in filter(None, (r.get("warnings") or "").split(";")):
@@ -68,7 +79,7 @@ def table1(df) -> tuple[str, list[str]]:
                     refs[w.split(":", 1)[0].strip()].append(num)
         stoch = " (stochastic)" if g["stochastic"].any() else ""
         flags = "; ".join(f"{name} [{', '.join(map(str, nums))}]" for name, nums in refs.items()) or "none"
-        rows.append([model + stoch] + [_pct(by.get(c)) for c in cols] + [flags])
+        rows.append([model + stoch, *_cells(by, cols, _pct), flags])
     headers = ["Model"] + [HEADERS.get(c, c) for c in cols] + ["Warnings"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), notes
 
@@ -78,8 +89,7 @@ def table2(df) -> str | None:
     if not set(TABLE2) <= set(df["attack"]):
         return None
     rows = []
-    for model, g in df.groupby("model", sort=False):
-        by = {r["attack"]: r for r in g.to_dict("records")}
+    for model, _, by in _per_model(df):
         a, b = by["PGD-L2"]["accuracy"], by["PGD"]["accuracy"]
         rows.append([model, _pct(by.get("clean")), _pct(by["PGD-L2"]), _pct(by["PGD"]),
                      _pct(by["PGD-L2+Linf"]), f"{100 * (a + b):.2f}"])
@@ -132,18 +142,8 @@ def passes_table(df) -> str | None:
         return None
     cols = _columns(df)
     rows = []
-    for model, g in sto.groupby("model", sort=False):
-        by = {r["attack"]: r for r in g.to_dict("records")}
-        cells = []
-        for c in cols:
-            r = by.get(c)
-            if r is None:
-                cells.append("-")
-            elif r["accuracy_mean_R"] is None or r["accuracy_mean_R"] != r["accuracy_mean_R"]:
-                cells.append("bounded (early exit)")
-            else:
-                cells.append(f"{100 * r['accuracy_mean_R']:.2f} +- {100 * r['spread']:.2f}")
-        rows.append([model, _int(g["R"].iloc[0]), *cells])
+    for model, g, by in _per_model(sto):
+        rows.append([model, _int(g["R"].iloc[0]), *_cells(by, cols, _mean_over_r)])
     headers = ["Model", "R"] + [HEADERS.get(c, c) for c in cols]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
@@ -161,11 +161,10 @@ def timing_table(df) -> str:
     cols = [a for a in _columns(df)
             if a != "clean" and (df.loc[df["attack"] == a, "kernel"] != "aggregate").all()]
     rows = []
-    for model, g in df.groupby("model", sort=False):
-        by = {r["attack"]: r for r in g.to_dict("records")}
+    for model, _, by in _per_model(df):
         c = by.get("clean", {})
         total = sum(by[a]["seconds"] or 0 for a in cols if a in by) + (c.get("seconds") or 0)
-        cells = [f"{by[a]['seconds']:.1f} ({_int(by[a]['evaluated'])})" if a in by else "-" for a in cols]
+        cells = _cells(by, cols, lambda r: f"{r['seconds']:.1f} ({_int(r['evaluated'])})")
         rows.append([model, _num(c.get("ms_per_image_b1"), 2), _num(c.get("ms_per_image_b256"), 3), *cells,
                      f"{total:.1f}"])
     headers = ["Model", "clean ms/img (batch 1)", "clean ms/img (batch 256)"] + \
@@ -181,22 +180,29 @@ def norm_table(df) -> str | None:
     if not cols:
         return None
     rows = []
-    for model, g in df.groupby("model", sort=False):
-        by = {r["attack"]: r for r in g.to_dict("records")}
-        cells = []
-        for a in cols:
-            r = by.get(a)
-            if r is None:
-                cells.append("-")
-                continue
-            text = f"{_num(r['norm_median'], 4)} ({_int(r['fooled'])})"
-            success = r.get("unbounded_success")
-            if success is not None and success == success:  # not None, not NaN
-                text += f"; any size: {100 * success:.1f} %, median {_num(r['unbounded_norm_median'], 3)}"
-            cells.append(text)
-        rows.append([model, *cells])
+    for model, _, by in _per_model(df):
+        rows.append([model, *_cells(by, cols, _norm_sizes)])
     headers = ["Model"] + [f"{a} ({df.loc[df['attack'] == a, 'norm'].iloc[0]})" for a in cols]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _cells(by: dict[str, dict], cols: list[str], fmt: Callable[[dict], str]) -> list[str]:
+    """One table cell per column: ``fmt(row)`` of the model's row for that column, '-' where it has none."""
+    return [fmt(by[c]) if c in by else "-" for c in cols]
+
+
+def _mean_over_r(r: dict) -> str:
+    if r["accuracy_mean_R"] is None or r["accuracy_mean_R"] != r["accuracy_mean_R"]:
+        return "bounded (early exit)"
+    return f"{100 * r['accuracy_mean_R']:.2f} +- {100 * r['spread']:.2f}"
+
+
+def _norm_sizes(r: dict) -> str:
+    text = f"{_num(r['norm_median'], 4)} ({_int(r['fooled'])})"
+    success = r.get("unbounded_success")
+    if success is not None and success == success:  # not None, not NaN
+        text += f"; any size: {100 * success:.1f} %, median {_num(r['unbounded_norm_median'], 3)}"
+    return text
 
 
 def _int(v) -> str:
