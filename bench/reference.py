@@ -17,6 +17,12 @@ Tolerances (issue 3; a sample of n = 128 is 0.78 pp):
 * noise has no reference: its check is that it is not stronger than PGD L-inf at the same eps (same run).
 Where a reference cannot express a setting (restarts in torchattacks' PGD, CW's ``lam`` in ART), the cell is
 empty and the note says why.
+
+Cost knobs (``bench crosscheck --seeds N --no-art``): randomised rows run ``N`` paired seeds (default 8) and
+``--no-art`` leaves ART out (its rows are then compared with torchattacks only; a row that only ART could check,
+such as CW-L2, gets the verdict ``n/a``). Each adversarial set is evaluated the same way whichever library made
+it: the clean pass and, per seed ``s``, the evaluation pass run under fixed seeds (``EVAL_SEED + seed`` and
+``EVAL_SEED + s``), so on a stochastic model every library's images meet the same stochastic draws.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ EXACT_PIXEL_TOL = 1e-5  # max abs pixel difference to torchattacks (float32 roun
 EXACT_ACC_TOL_PP = 1.0  # deterministic attacks: robust accuracy vs ART
 RANDOM_ACC_TOL_PP = 1.5  # random start: robust accuracy vs both references
 CW_ACC_TOL_PP = 2.0  # CW-L2 vs ART's CarliniL2Method at the L2 threshold
+REFERENCES = ("torchattacks", "art")
+EVAL_SEED = 1_000_003  # offset of the global-RNG seeds of the evaluation passes (stochastic models)
 
 #: the rows of ``--attacks all``: (label, registered name, parameter overrides)
 DEFAULT_ROWS: tuple[tuple[str, str, dict], ...] = (
@@ -216,6 +224,7 @@ def crosscheck(
     seed: int = 0,
     random_seeds: int = 8,
     progress: Callable[[str], None] | None = None,
+    references: Sequence[str] = REFERENCES,
 ) -> dict:
     """Run every attack (ours, torchattacks, ART) on ``model`` and ``(x, y)``; return the comparison.
 
@@ -226,22 +235,31 @@ def crosscheck(
     seeds ``seed, seed+1, ...`` in every library (paired: ours gets a generator seeded ``s``, torchattacks
     ``torch.manual_seed(s)``, ART ``np.random.seed(s)``) and compare mean robust accuracies: one draw of a
     random start moves a 128-image accuracy by about 1-2 pp, as much as the tolerance.
+    ``references``: the libraries to run, a subset of ``('torchattacks', 'art')`` (leaving ART out saves its
+    runs; its comparisons are then skipped, not failed).
     Returns ``{'n', 'clean_accuracy', 'stochastic_model', 'rows': [...], 'all_ok'}``; accuracies in %.
     """
+    references = tuple(references)
+    unknown = sorted(set(references) - set(REFERENCES))
+    if unknown or random_seeds < 1:
+        raise BenchError(f"crosscheck: unknown reference {unknown[0]!r} (choose from {', '.join(REFERENCES)})"
+                         if unknown else f"crosscheck: random_seeds must be >= 1, got {random_seeds}")
     logging.getLogger("art").setLevel(logging.WARNING)
     rows: list[dict] = []
+    cache: dict = {}  # reference runs shared by rows that differ only in our early_stop
     with frozen_eval(model):
-        clean_logits = torch.cat([model(x[i:i + 512]) for i in range(0, len(x), 512)]).detach()
+        with _seeded(EVAL_SEED + seed):
+            clean_logits = torch.cat([model(x[i:i + 512]) for i in range(0, len(x), 512)]).detach()
         clean_ok = clean_logits.argmax(1) == y
         stochastic = is_stochastic(model, x[:16])
         others = clean_logits.scatter(1, y[:, None], float("-inf")).amax(1)
         negative_others = int((others < 0).sum())
-        classifier = art_classifier(model, x, clean_logits.shape[1])
+        classifier = art_classifier(model, x, clean_logits.shape[1]) if "art" in references else None
         for label, attack in _resolve(attacks):
             if progress:
                 progress(label)
             rows.append(_compare(label, attack, model, classifier, x, y, clean_ok, seed, random_seeds,
-                                 stochastic, negative_others))
+                                 stochastic, negative_others, references, cache))
     _check_noise(rows)
     return {
         "n": len(y),
@@ -249,16 +267,17 @@ def crosscheck(
         "stochastic_model": stochastic,
         "seed": seed,
         "random_seeds": random_seeds,
+        "references": list(references),
         "tolerances": {"exact_pixel": EXACT_PIXEL_TOL, "exact_acc_pp": EXACT_ACC_TOL_PP,
                        "random_acc_pp": RANDOM_ACC_TOL_PP, "cw_acc_pp": CW_ACC_TOL_PP},
         "rows": rows,
-        "all_ok": all(r["verdict"] == "ok" for r in rows),
+        "all_ok": all(r["verdict"] in ("ok", "n/a") for r in rows) and any(r["verdict"] == "ok" for r in rows),
     }
 
 
 def _compare(label: str, attack: Attack, model: nn.Module, classifier, x: torch.Tensor, y: torch.Tensor,
              clean_ok: torch.Tensor, seed: int, random_seeds: int, stochastic: bool,
-             negative_others: int) -> dict:
+             negative_others: int, references: Sequence[str] = REFERENCES, cache: dict | None = None) -> dict:
     n = len(y)
     exact = isinstance(attack, (FGSM, _PGD)) and not attack.randomized and not stochastic
     repeated = (attack.randomized or stochastic) and not isinstance(attack, CWL2)
@@ -272,18 +291,35 @@ def _compare(label: str, attack: Attack, model: nn.Module, classifier, x: torch.
         notes.append(f"random: robust accuracy is the mean over {len(seeds)} seeds (paired across libraries)")
 
     def measure(key: str, fn: AttackFn | None, ours: bool) -> torch.Tensor | None:
-        """Run ``fn`` once per seed; record mean robust accuracy and time; return the first seed's images."""
-        first, accs = None, []
-        t = time.perf_counter()
+        """Run ``fn`` once per seed; record mean robust accuracy and time; return the first seed's images.
+
+        A reference's run is deterministic given its seed and ignores ``early_stop`` (ours only), so two rows
+        that differ only there reuse the first row's reference runs (``cache``) instead of repeating them."""
+        first, accs, secs, reused = None, [], 0.0, 0
+        params = repr(sorted((k, v) for k, v in attack.params().items() if k != "early_stop"))
         for s in seeds:
-            with _seeded(s):  # global RNGs too: a stochastic model draws its noise from them
-                if ours:
-                    adv = attack(model, x, y, generator=torch.Generator(device=x.device).manual_seed(s))
-                else:
-                    adv = fn(x, y).detach()
+            ck = (key, type(attack).__name__, params, thr, s)
+            if not ours and cache is not None and ck in cache:
+                adv, acc, dt = cache[ck]
+                reused += 1
+            else:
+                t = time.perf_counter()
+                with _seeded(s):  # global RNGs too: a stochastic model draws its noise from them
+                    if ours:
+                        adv = attack(model, x, y, generator=torch.Generator(device=x.device).manual_seed(s))
+                    else:
+                        adv = fn(x, y).detach()
+                with _seeded(EVAL_SEED + s):  # the same evaluation draws for every library's images
+                    acc = _pct(_robust(model, adv, x, y, clean_ok, thr))
+                dt = time.perf_counter() - t
+                if not ours and cache is not None:
+                    cache[ck] = (adv if s == seeds[0] else None, acc, dt)
             first = adv if first is None else first
-            accs.append(_pct(_robust(model, adv, x, y, clean_ok, thr)))
-        row["seconds"][key] = round((time.perf_counter() - t) / len(seeds), 3)
+            accs.append(acc)
+            secs += dt
+        if reused:
+            notes.append(f"{key}: reused {reused} identical runs of an earlier row (early_stop changes ours only)")
+        row["seconds"][key] = round(secs / len(seeds), 3)
         row["robust_accuracy"][key] = round(sum(accs) / len(accs), 4)
         if len(accs) > 1:
             row["robust_accuracy_per_seed"][key] = accs
@@ -297,13 +333,18 @@ def _compare(label: str, attack: Attack, model: nn.Module, classifier, x: torch.
     if isinstance(attack, _PGD) and not attack.early_stop:  # the first-success variant must be as strong
         es = dataclasses.replace(attack, early_stop=True)
         es.name = attack.name
-        es_adv = es(model, x, y, generator=torch.Generator(device=x.device).manual_seed(seed))
-        row["extra"]["ours_early_stop_robust_accuracy"] = _pct(_robust(model, es_adv, x, y, clean_ok, None))
+        with _seeded(seed):
+            es_adv = es(model, x, y, generator=torch.Generator(device=x.device).manual_seed(seed))
+        with _seeded(EVAL_SEED + seed):
+            row["extra"]["ours_early_stop_robust_accuracy"] = _pct(_robust(model, es_adv, x, y, clean_ok, None))
 
-    refs = () if isinstance(attack, Noise) else (
+    refs = () if isinstance(attack, Noise) else tuple((ref, build) for ref, build in (
         ("torchattacks", lambda: torchattacks_equivalent(attack, model, n)),
         ("art", lambda: art_equivalent(attack, classifier, n)),
-    )
+    ) if ref in references)
+    skipped = [ref for ref in REFERENCES if ref not in references]
+    if skipped and not isinstance(attack, Noise):
+        notes.append(f"not run: {', '.join(skipped)}")
     for ref, build in refs:
         fn, note = build()
         if note:
@@ -315,10 +356,13 @@ def _compare(label: str, attack: Attack, model: nn.Module, classifier, x: torch.
             row["max_abs_diff"][ref] = float((adv - ours).abs().max()) if n else 0.0
 
     acc = row["robust_accuracy"]
-    verdict_ok, why = True, []
+    verdict_ok, why, compared = True, [], []
 
     def need(ref: str, tol: float, what: str) -> None:
         nonlocal verdict_ok
+        if ref not in references:  # left out on purpose (e.g. --no-art): skipped, not failed
+            return
+        compared.append(ref)
         if ref not in acc:
             verdict_ok = False
             why.append(f"no {ref} result to compare ({what})")
@@ -342,12 +386,16 @@ def _compare(label: str, attack: Attack, model: nn.Module, classifier, x: torch.
         row["tolerance"] = {"max_abs_diff_vs_torchattacks": EXACT_PIXEL_TOL,
                             "robust_acc_pp_vs_art": EXACT_ACC_TOL_PP}
         diff = row["max_abs_diff"].get("torchattacks")
-        if diff is None:
+        if "torchattacks" not in references:
+            pass  # left out on purpose: skipped, not failed
+        elif diff is None:
             verdict_ok = False
             why.append("no torchattacks images to compare")
         elif diff > EXACT_PIXEL_TOL:
             verdict_ok = False
             why.append(f"images differ from torchattacks by {diff:.3g} > {EXACT_PIXEL_TOL}")
+        if "torchattacks" in references:
+            compared.append("torchattacks")
         need("art", EXACT_ACC_TOL_PP, "deterministic")
         es = row["extra"].get("ours_early_stop_robust_accuracy")
         if es is not None and es > acc["ours"] + 1e-9:
@@ -357,7 +405,11 @@ def _compare(label: str, attack: Attack, model: nn.Module, classifier, x: torch.
         row["tolerance"] = {"robust_acc_pp_vs_both": RANDOM_ACC_TOL_PP}
         for ref in ("torchattacks", "art"):
             need(ref, RANDOM_ACC_TOL_PP, "random start")
-    row["verdict"] = "ok" if verdict_ok else "FAIL"
+    if not compared and not isinstance(attack, Noise):
+        row["verdict"] = "n/a"
+        notes.insert(0, "no reference that checks this row was run")
+    else:
+        row["verdict"] = "ok" if verdict_ok else "FAIL"
     row["note"] = "; ".join(why + notes)
     return row
 
@@ -474,13 +526,16 @@ def crosscheck_command(args: argparse.Namespace) -> int:
     print(f"crosscheck: model {args.model}, dataset {dataset}, n={len(y)}, device {device}, seed {seed}",
           file=sys.stderr)
     t = time.perf_counter()
-    result = crosscheck(model, x, y, attacks=attacks, seed=seed,
+    references = tuple(r for r in REFERENCES if not (r == "art" and getattr(args, "no_art", False)))
+    result = crosscheck(model, x, y, attacks=attacks, seed=seed, random_seeds=getattr(args, "seeds", 8),
+                        references=references,
                         progress=lambda a: print(f"  running {a} ...", file=sys.stderr))
-    import art
+    versions = {"torch": torch.__version__, "torchattacks": torchattacks.__version__}
+    if "art" in references:
+        import art
 
-    result = {"model": args.model, "dataset": dataset, "device": str(device),
-              "versions": {"torch": torch.__version__, "torchattacks": torchattacks.__version__,
-                           "art": art.__version__},
+        versions["art"] = art.__version__
+    result = {"model": args.model, "dataset": dataset, "device": str(device), "versions": versions,
               "seconds": round(time.perf_counter() - t, 2), **result}
     print(f"clean accuracy {result['clean_accuracy']:.2f} % on {result['n']} images; robust accuracy in %")
     print(format_table(result))
