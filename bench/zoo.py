@@ -118,11 +118,22 @@ def parse_card(path: str | os.PathLike) -> Card:
     return card
 
 
+#: The zoo's listing order (``bench list models``, leaderboard rows, ``--models all``): the report's Table 1
+#: rows (baseline, then the defences as the report adds them), then the reference rows and the WRN-34-1 ones;
+#: cards not named here follow by name.
+ZOO_ORDER = ("regular", "pni", "smoothing", "gaussian-smoothing", "smoothing-pgd", "smoothing-pgd-fgsm",
+             "smoothing-pgd-fgsm-cw", "smoothing-pgd-fgsm-cw-pni", "slwta", "pgd-at", "slwta-wrn34-1",
+             "slwta-wrn34-1-panousis2021")
+
+
 def list_cards(pattern: str = "*", models_dir: str | os.PathLike | None = None) -> list[Card]:
-    """Every card whose name matches the shell-style ``pattern`` (or a comma-separated list), by name."""
+    """Every card whose name matches the shell-style ``pattern`` (or a comma-separated list), in
+    :data:`ZOO_ORDER`."""
     root = Path(models_dir) if models_dir else MODELS_DIR
     pats = [p.strip() for p in pattern.split(",") if p.strip()] or ["*"]
-    cards = [parse_card(p) for p in sorted(root.glob("*.toml"))]
+    rank = {name: i for i, name in enumerate(ZOO_ORDER)}
+    cards = sorted((parse_card(p) for p in root.glob("*.toml")),
+                   key=lambda c: (rank.get(c.name, len(rank)), c.name))
     return [c for c in cards if any(fnmatch.fnmatch(c.name, p) for p in pats)]
 
 
