@@ -77,16 +77,19 @@ def test_model_suite_picks_the_flavour_per_model(source):
     plus = model_suite(standard, True, "tiny", "digits")
     assert plus.labels[:4] == standard.labels and plus.aggregates == standard.aggregates
     assert {"AutoAttack", "EOT-PGD", "surrogate-PGD", "BPDA-PGD", "transfer-PGD"} <= set(plus.labels)
-    assert model_suite(get_suite("ci"), True, "tiny", "digits") is get_suite("ci")  # other suites: as named
+    ci = get_suite("ci")
+    assert model_suite(ci, False, "tiny", "digits") is ci  # other suites: as named for deterministic models
+    ci_sto = model_suite(ci, True, "tiny", "digits")
+    assert ci_sto.labels == ci.labels and ci.attacks()["PGD"].early_stop is True
 
-    # a stochastic model's added gradient attacks all use EOT and run every step (no early stop on one
-    # noisy pass); the deterministic flavour has no EOT
-    for suite in (sto, plus):
+    # a stochastic model's gradient attacks all run every step (no early stop on one noisy pass: the
+    # suite's own PGD columns too); the added ones use EOT; the deterministic flavour has no EOT
+    for suite in (sto, plus, ci_sto):
         for label, attack in suite.attacks().items():
-            if label in standard.labels:
-                continue
             if hasattr(attack, "early_stop"):
                 assert attack.early_stop is False, label
+            if label in standard.labels:
+                continue
             if attack.name in ("pgd-linf", "bpda-pgd", "autoattack-rand"):
                 assert attack.eot > 1, label
     assert all(getattr(a, "eot", 1) == 1 for a in det.attacks().values())
@@ -150,15 +153,17 @@ def test_adaptive_run_per_model_suites_mean_over_R_and_check(tiny_digits_model, 
 
 def test_diagnose_fills_warnings_records_and_leaderboard(tiny_digits_model, digits, source, tmp_path,
                                                          monkeypatch):
-    """standard on a stochastic model: its single-pass columns are flagged (no EOT, early stop), the added
-    EOT columns are not; the diagnostics are resumable and their flags explained once per name."""
+    """standard on a stochastic model: its single-pass columns are flagged (no EOT; not early stop: the
+    harness runs a stochastic model's attacks without it), the added EOT columns are not; the diagnostics
+    are resumable and their flags explained once per name."""
     sto = NoisyNet(tiny_digits_model)
     spec = [ev.ModelSpec("sto", lambda: sto, {"checkpoint_sha256": "s", "stochastic": True})]
     suite = get_suite(f"standard:{CHEAP}")
     rows = ev.run_models(spec, suite, digits, tmp_path, R=2, diagnose=True, **quiet())
     r = by(rows, "sto")
     assert "EOT-PGD" in r and "AutoAttack" in r
-    assert dg.NO_EOT in r["PGD"]["warnings"] and dg.EARLY_STOP in r["PGD"]["warnings"]
+    assert dg.NO_EOT in r["PGD"]["warnings"] and dg.EARLY_STOP not in r["PGD"]["warnings"]
+    assert json.loads(r["PGD"]["params"])["early_stop"] is False
     assert dg.NO_EOT in r["FGSM"]["warnings"] and "methods.md" in r["PGD"]["warnings"]
     assert r["EOT-PGD"]["warnings"] == "" and r["surrogate-PGD"]["warnings"] == ""
     diag = json.loads((tmp_path / "cells" / "sto" / "diagnostics.json").read_text())
@@ -168,8 +173,7 @@ def test_diagnose_fills_warnings_records_and_leaderboard(tiny_digits_model, digi
     text = leaderboard_markdown(tmp_path, figures=False)
     assert f"{dg.NO_EOT} [" in text  # the warnings column names the flags and their footnotes
     assert "What the flags mean:" in text and "diagnostics ran on sto" in text
-    for name in (dg.NO_EOT, dg.EARLY_STOP):
-        assert text.count(dg.explain(name)) == 1  # one explanation per distinct flag
+    assert text.count(dg.explain(dg.NO_EOT)) == 1  # one explanation per distinct flag
 
     def boom(*a, **k):
         raise AssertionError("diagnostics re-measured")
