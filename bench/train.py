@@ -112,6 +112,17 @@ class MixedSchedule:
         self.pool, self.slots, self.clean_slots = list(pool), slots, clean_slots
         self.gen = torch.Generator().manual_seed(int(seed) + 7919)
 
+    def shares(self) -> dict[str, float]:
+        """The expected share of batches of each kind ``'clean'`` or an attack name (sums to 1): what
+        :meth:`draw` returns in the long run."""
+        if not self.pool:
+            return {"clean": 1.0}
+        p_clean = self.clean_slots / self.slots
+        out = {"clean": p_clean} if p_clean > 0 else {}
+        for name in self.pool:
+            out[name] = out.get(name, 0.0) + (1.0 - p_clean) / len(self.pool)
+        return out
+
     def draw(self) -> str | None:
         if not self.pool:
             return None

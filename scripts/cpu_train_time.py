@@ -61,14 +61,13 @@ class _FixedDraw:
 
 
 def expected_shares(recipe: Any) -> dict[str, float]:
-    """The recipe's expected share of batches of each kind (``'clean'`` or an attack name); sums to 1."""
-    if recipe.kind != "adversarial" or not recipe.pool:
+    """The recipe's expected share of batches of each kind (``'clean'`` or an attack name); sums to 1: the
+    trainer's own schedule (:meth:`bench.train.MixedSchedule.shares`)."""
+    from bench.train import MixedSchedule
+
+    if recipe.kind != "adversarial":
         return {"clean": 1.0}
-    p_clean = recipe.clean_slots / recipe.slots
-    shares = {"clean": p_clean} if p_clean > 0 else {}
-    for name in recipe.pool:
-        shares[name] = shares.get(name, 0.0) + (1.0 - p_clean) / len(recipe.pool)
-    return shares
+    return MixedSchedule(recipe.pool, recipe.slots, recipe.clean_slots).shares()
 
 
 def load_avg() -> float:

@@ -47,6 +47,7 @@ def test_mixed_schedule_frequencies(pool, clean, expect):
     assert set(counts) == set(expect)
     for k, p in expect.items():
         assert counts[k] / n == pytest.approx(p, abs=0.012), k
+    assert s.shares() == pytest.approx(expect)  # the stated shares are what draw() produces
 
 
 def test_full_pool_slot_order_and_pgd_at():
