@@ -24,10 +24,11 @@ image (its CW has no binary search: :data:`TA_CW`); wall and CPU seconds, worst-
 
 Sections ``inference slwta ...`` (item f; the WRN one heavy): ms per image at batch 1 and 256 of the
 ``slwta`` (small CNN), ``slwta-wrn34-1`` and published SLWTA architectures, each as the reference LWTA path,
-the default model, :func:`bench.nets.fast.optimize_for_inference` (BN folded, channels-last) and
-:func:`bench.nets.fast.trace_for_inference` (that, as a frozen TorchScript graph: the headline form); batch
-1 also on one thread (waking a second thread for each of a batch-1 forward's small parallel regions can
-cost more than it saves; the headline takes the better of the two and says which).
+the default model, :func:`bench.nets.fast.optimize_for_inference` (BN folded, channels-last),
+:func:`bench.nets.fast.trace_for_inference` (that, as a frozen TorchScript graph) and, on a CPU where it
+builds, that with the fused LWTA kernel (:mod:`bench.nets.lwta_ext`); batch 1 also on one thread (waking a
+second thread for each of a batch-1 forward's small parallel regions can cost more than it saves). The
+headline takes the fastest of the two traced forms and the two thread counts, and says which.
 
 Headline keys (top level of the JSON, :data:`HEADLINE_KEYS`): ``pgd_over_limit`` (target <= 1.05, ideally
 <= 1.03), ``pgd_over_torchattacks`` (target <= 1.0), ``art_over_pgd``, ``early_exit_speedup`` (target >= 3),
@@ -401,12 +402,14 @@ INPUT_SHAPE = (3, 32, 32)  # the SLWTA architectures are CIFAR-10 models
 
 
 def inference_variants(card_name: str, device: torch.device, seed: int = 0) -> dict[str, nn.Module]:
-    """The card's architecture (seeded untrained weights: a forward pass costs the same) in four forms:
-    ``reference`` (the LWTA layers' pair-gate path, as before the inference fast path), ``eager`` (the
+    """The card's architecture (seeded untrained weights: a forward pass costs the same) in up to five
+    forms: ``reference`` (the LWTA layers' pair-gate path, as before the inference fast path), ``eager`` (the
     default model: LWTA :meth:`~bench.nets.lwta.LWTA.eval_pair`), ``fast``
-    (:func:`bench.nets.fast.optimize_for_inference`: BN folded, channels-last on a CPU) and ``traced``
-    (:func:`bench.nets.fast.trace_for_inference`: ``fast`` as one frozen TorchScript graph)."""
-    from bench.nets import LWTA
+    (:func:`bench.nets.fast.optimize_for_inference`: BN folded, channels-last on a CPU), ``traced``
+    (:func:`bench.nets.fast.trace_for_inference`: ``fast`` as one frozen TorchScript graph) and, on a CPU
+    where the kernel builds, ``fused`` (``traced`` with the fused LWTA kernel of
+    :mod:`bench.nets.lwta_ext`; :func:`bench.nets.lwta_ext.status` says why it is missing)."""
+    from bench.nets import LWTA, lwta_ext
     from bench.nets.fast import optimize_for_inference, trace_for_inference
     from bench.zoo import build_model, freeze, get_card
 
@@ -419,7 +422,10 @@ def inference_variants(card_name: str, device: torch.device, seed: int = 0) -> d
             m.fast_eval = False
     fast = optimize_for_inference(model)
     example = torch.rand(1, *INPUT_SHAPE, device=device)
-    return {"reference": ref, "eager": model, "fast": fast, "traced": trace_for_inference(fast, example)}
+    forms = {"reference": ref, "eager": model, "fast": fast, "traced": trace_for_inference(fast, example)}
+    if device.type == "cpu" and lwta_ext.load():
+        forms["fused"] = trace_for_inference(fast, example, fused=True)
+    return forms
 
 
 def inference_ms(models: dict[str, nn.Module], x: torch.Tensor, repeats: int = 3,
@@ -487,18 +493,26 @@ def _inference_section(group: str) -> Callable[[argparse.Namespace, dict], dict]
                      "variants": {"reference": "LWTA pair-gate path (before the inference fast path)",
                                   "eager": "default model (LWTA eval_pair)",
                                   "fast": "optimize_for_inference: BN folded + channels-last (CPU)",
-                                  "traced": "trace_for_inference: fast as a frozen TorchScript graph"},
+                                  "traced": "trace_for_inference: fast as a frozen TorchScript graph",
+                                  "fused": "traced, LWTA layers as the fused CPU kernel (bench.nets.lwta_ext)"},
                      "models": {}}
         for label, card in INFERENCE_ARCHS[group]:
             models = inference_variants(card, device, getattr(args, "seed", 0))
             res["models"][label] = inference_ms(models, x, res["repeats"])
-        if group == "wrn":  # the fastest form (traced); batch 1 on the better of the two thread counts
-            fast = res["models"]["slwta-wrn34-1"]["traced"]
-            res["slwta_wrn34_1_variant"] = "traced"
-            b1 = min(("b1", "b1_1thread"), key=lambda k: fast[k]["ms_median"] if k in fast else float("inf"))
-            res["slwta_wrn34_1_ms_per_image_b1"] = fast[b1]["ms_median"]
-            res["slwta_wrn34_1_b1_threads"] = 1 if b1 == "b1_1thread" else res["threads"]
-            res["slwta_wrn34_1_ms_per_image_b256"] = fast["b256"]["ms_median"]
+        if device.type == "cpu":
+            from bench.nets import lwta_ext
+
+            res["fused_kernel"] = lwta_ext.status()
+        if group == "wrn":  # the fastest traced form; batch 1 on the better of the two thread counts
+            forms = res["models"]["slwta-wrn34-1"]
+            b1 = [(forms[v][k]["ms_median"], v, k) for v in ("traced", "fused") if v in forms
+                  for k in ("b1", "b1_1thread") if k in forms[v]]
+            ms, variant, mode = min(b1)
+            res["slwta_wrn34_1_variant"] = variant
+            res["slwta_wrn34_1_ms_per_image_b1"] = ms
+            res["slwta_wrn34_1_b1_threads"] = 1 if mode == "b1_1thread" else res["threads"]
+            res["slwta_wrn34_1_ms_per_image_b256"] = min(forms[v]["b256"]["ms_median"]
+                                                         for v in ("traced", "fused") if v in forms)
         return res
 
     return run
@@ -522,8 +536,10 @@ def format_inference(name: str, res: dict) -> str:
     head = ["model", "variant", "b1 ms/img median", "b1 min", "b1 CPU min"]
     head += ["b1 1-thread median", "b1 1-thread min"] if one else []
     head += ["b256 ms/img median", "b256 min", "b256 CPU min"]
+    kernel = res.get("fused_kernel", {})
+    note = "" if kernel.get("ok") in (None, True) else f"\nfused variant skipped: {kernel.get('why')}"
     return (f"{name} ({res['threads']} threads, median of {res['repeats']} repeats; CPU = CPU time of this "
-            f"process per image)\n" + tabulate(rows, head, "github"))
+            f"process per image)\n" + tabulate(rows, head, "github") + note)
 
 
 section("inference slwta small-cnn", fmt=lambda n, r: format_inference(n, r))(_inference_section("small"))

@@ -105,7 +105,10 @@ def test_inference_timing_shapes(tiny_digits_model, digits_eval):
 
 def test_inference_variants_of_a_zoo_architecture():
     models = speed.inference_variants("slwta", torch.device("cpu"))
-    assert list(models) == ["reference", "eager", "fast", "traced"]
+    from bench.nets import lwta_ext
+
+    fused = ["fused"] if lwta_ext.load() else []  # where the kernel builds (tests/test_lwta_ext.py tests it)
+    assert list(models) == ["reference", "eager", "fast", "traced", *fused]
     lw = [m for m in models["reference"].modules() if hasattr(m, "fast_eval")]
     assert lw and not any(m.fast_eval for m in lw)
     assert all(m.fast_eval for m in models["eager"].modules() if hasattr(m, "fast_eval"))

@@ -27,6 +27,10 @@ inference section has the current figures):
     median wall ms/image): batch 1, 1 thread 5.95 -> 4.37, 2 threads 4.76 -> 3.22; batch 256, 2 threads
     2.01 -> 1.73. ``torch.jit.optimize_for_inference`` on top (oneDNN layouts) was slower (5.7 at batch 1:
     layout conversions around every LWTA layer).
+  * **fused LWTA kernel** (``trace_for_inference(..., fused=True)``, :mod:`bench.nets.lwta_ext`): each U = 2
+    LWTA layer as one vectorised C++ operation on the same uniforms instead of seven ATen operations on
+    strided views (with LWTA replaced by the identity the traced WRN-34-1 takes 2.56 ms at batch 1, one
+    thread: the layers themselves cost 1.7 ms, of which 0.46 ms is drawing random numbers).
 
 Note on stochastic layers: ``rand_like`` fills a channels-last tensor in memory order, so under the same
 seed the channels-last copy draws the same random numbers for different units than the original model
@@ -112,10 +116,13 @@ def optimize_for_inference(model: nn.Module, channels_last: bool | None = None,
     return fast
 
 
-def trace_for_inference(model: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
+def trace_for_inference(model: nn.Module, example: torch.Tensor, fused: bool = False) -> torch.jit.ScriptModule:
     """:func:`optimize_for_inference` of ``model`` (unless it already is one) traced with TorchScript on
     ``example`` (pixels in [0, 1], any batch size: the graph keeps the batch dimension symbolic) and
     frozen: the fastest form for plain predictions, at batch 1 especially (module docstring).
+
+    ``fused``: the LWTA layers run the fused CPU kernel (:mod:`bench.nets.lwta_ext`, compiled on first use;
+    ``RuntimeError`` saying why where it cannot be built): the same random draws, one operation per layer.
 
     Inference only: tracing records the current branch of every Python ``if``, so the traced graph is the
     eval-mode, non-surrogate forward pass; training, surrogate (adaptive-attack) mode and hooks are gone.
@@ -126,6 +133,11 @@ def trace_for_inference(model: nn.Module, example: torch.Tensor) -> torch.jit.Sc
     if any(isinstance(m, StochasticLayer) and m.in_surrogate for m in model.modules()):
         raise ValueError("trace_for_inference: the model is in surrogate mode; trace the inference model")
     fast = model if getattr(model, "inference_optimized", False) else optimize_for_inference(model)
+    if fused:
+        from bench.nets.lwta import use_fused_kernel
+
+        fast = copy.deepcopy(fast) if fast is model else fast  # the caller's model keeps its flags
+        use_fused_kernel(fast)
     p = next(fast.parameters(), None)
     if p is not None:
         example = example.to(p.device)

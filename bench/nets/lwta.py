@@ -56,6 +56,9 @@ class LWTA(StochasticLayer):
     #: use :meth:`eval_pair` at inference for U = 2 (False: the :meth:`pair_gate` reference path, kept for
     #: tests and ``bench speed``'s before/after figures)
     fast_eval: bool = True
+    #: at inference without autograd on a float32 CPU input, compute :meth:`eval_pair`'s output with the fused
+    #: kernel of :mod:`bench.nets.lwta_ext` (same uniforms, one operation); set by :func:`use_fused_kernel`
+    fused: bool = False
 
     def __init__(self, channels: int = 0, U: int = 2, temperature: float = 0.67,
                  learn_temperature: bool = False, test: str = "hard", test_temperature: float = 0.01):
@@ -126,6 +129,12 @@ class LWTA(StochasticLayer):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         hb = _blocks(h, self.U)
         if self.U == 2 and self.fast_eval and not self.training and not self.in_surrogate:
+            if (self.fused and h.device.type == "cpu" and h.dtype == torch.float32
+                    and not (torch.is_grad_enabled() and h.requires_grad)):
+                from bench.nets.lwta_ext import lwta_pair
+
+                u = torch.rand_like(hb.select(2, 0), dtype=torch.float32)  # eval_pair's uniforms
+                return lwta_pair(h, u, self.test == "soft", self.test_temperature)
             return self.eval_pair(hb).reshape(h.shape)
         if self.U == 2:
             h0, h1 = hb.unbind(2)
@@ -148,6 +157,21 @@ class LWTA(StochasticLayer):
     def extra_repr(self) -> str:
         t = "learned" if self.temp is not None else self.temperature
         return f"U={self.U}, temperature={t}, test={self.test}"
+
+
+def use_fused_kernel(model: nn.Module, on: bool = True) -> int:
+    """In place: switch the fused inference kernel (:mod:`bench.nets.lwta_ext`) on or off in every U = 2
+    LWTA layer of ``model``; returns how many layers it set. Switching on compiles the kernel if needed and
+    raises ``RuntimeError`` (saying why) where it cannot be built."""
+    if on:
+        from bench.nets import lwta_ext
+
+        if not lwta_ext.load():
+            raise RuntimeError(lwta_ext.status()["why"])
+    layers = [m for m in model.modules() if isinstance(m, LWTA) and m.U == 2]
+    for m in layers:
+        m.fused = on
+    return len(layers)
 
 
 # ----------------------------------------------------------------------------------------------- IBP
