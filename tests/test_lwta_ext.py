@@ -35,12 +35,10 @@ def _layouts() -> list[tuple[str, torch.Tensor]]:
 def _both(layer: LWTA, h: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """eval_pair's output, the fused output (same seed) and the uniforms both used."""
     torch.manual_seed(seed)
-    u = torch.rand_like(_blocks(h, 2).select(2, 0))
+    u = layer.pair_uniforms(_blocks(h, 2))
     torch.manual_seed(seed)
     ref = layer.eval_pair(_blocks(h, 2)).reshape(h.shape)
-    torch.manual_seed(seed)
-    fused = lwta_ext.lwta_pair(h, torch.rand_like(_blocks(h, 2).select(2, 0)), layer.test == "soft",
-                               layer.test_temperature)
+    fused = lwta_ext.lwta_pair(h, u, layer.test == "soft", layer.test_temperature)
     return ref, fused, u
 
 

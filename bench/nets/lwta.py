@@ -119,12 +119,19 @@ class LWTA(StochasticLayer):
         built as one stacked tensor (``sigmoid(-z)`` for ``1 - sigmoid(z)``: equal up to rounding). The eval
         branches of :meth:`pair_gate` stay as the reference definition (tests compare the two)."""
         h0, h1 = hb.unbind(2)
-        u = torch.rand_like(h0, dtype=torch.float32)
+        u = self.pair_uniforms(hb)
         if self.test == "hard":
             g = u > torch.sigmoid(h0.detach() - h1.detach())
             return hb * torch.stack((~g, g), 2)
         z = torch.sub(h1, h0).add_(torch.logit(u, 1e-7).to(hb.dtype)).div_(self.test_temperature)
         return hb * torch.sigmoid(torch.stack((z.neg(), z), 2))
+
+    @staticmethod
+    def pair_uniforms(hb: torch.Tensor) -> torch.Tensor:
+        """The inference uniforms of blocked ``hb`` (N, K, 2, ...): one float32 per pair, from torch's global
+        RNG, laid out like the pair's first unit (``rand_like`` fills memory order, so the layout decides which
+        pair gets which number). :meth:`eval_pair` and the fused kernel both draw them here."""
+        return torch.rand_like(hb.select(2, 0), dtype=torch.float32)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         hb = _blocks(h, self.U)
@@ -133,8 +140,7 @@ class LWTA(StochasticLayer):
                     and not (torch.is_grad_enabled() and h.requires_grad)):
                 from bench.nets.lwta_ext import lwta_pair
 
-                u = torch.rand_like(hb.select(2, 0), dtype=torch.float32)  # eval_pair's uniforms
-                return lwta_pair(h, u, self.test == "soft", self.test_temperature)
+                return lwta_pair(h, self.pair_uniforms(hb), self.test == "soft", self.test_temperature)
             return self.eval_pair(hb).reshape(h.shape)
         if self.U == 2:
             h0, h1 = hb.unbind(2)
