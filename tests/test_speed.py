@@ -120,3 +120,10 @@ def test_inference_variants_of_a_zoo_architecture():
 @pytest.mark.parametrize("res", [{"skipped": "no model"}])
 def test_skipped_sections_format(res):
     assert "skipped" in speed.format_suite("s", res) and "skipped" in speed.format_inference("s", res)
+
+
+def test_inference_table_says_why_the_fused_variant_is_missing():
+    res = {"threads": 1, "repeats": 1, "models": {}, "fused_kernel": {"ok": False, "why": "no C++ compiler"}}
+    assert "fused variant skipped: no C++ compiler" in speed.format_inference("inference", res)
+    res["fused_kernel"] = {"ok": True, "why": "loaded"}
+    assert "skipped" not in speed.format_inference("inference", res)
