@@ -5,6 +5,8 @@ same function up to float rounding for deterministic models, same distributions 
 from __future__ import annotations
 
 import copy
+import os
+import shutil
 
 import pytest
 import torch
@@ -150,13 +152,21 @@ def test_load_model_fast(tmp_path):
     lambda: WideResNet(depth=10, width=1, act=act_factory("lwta", U=2)),
     lambda: SLWTAWideResNet(depth=10, width=1),
 ], ids=["small-cnn", "wrn-10-1-lwta", "published-10-1"])
-def test_traced_copy_computes_what_the_fast_copy_computes(builder):
+@pytest.mark.parametrize("fused", [False, pytest.param(True, marks=pytest.mark.skipif(
+    shutil.which(os.environ.get("CXX", "c++")) is None, reason="no C++ compiler for the fused LWTA kernel"))],
+    ids=["aten", "fused"])
+def test_traced_copy_computes_what_the_fast_copy_computes(builder, fused):
     """Traced at batch 1, run at batch 5: same seed, same draws as the channels-last copy (the trace records
-    the same operations), so outputs agree to float rounding; stochastic models stay stochastic."""
+    the same operations; with ``fused`` the LWTA layers are one kernel each, on the same uniforms), so outputs
+    agree to float rounding (a hard winner flipped at its threshold would fail this); stochastic models stay
+    stochastic."""
     torch.manual_seed(0)
     model = _randomise_bn(builder())
     fast = optimize_for_inference(model)
-    traced = trace_for_inference(model, torch.rand(1, 3, 32, 32))
+    traced = trace_for_inference(model, torch.rand(1, 3, 32, 32), fused=fused)
+    has_lwta = any(isinstance(m, LWTA) for m in model.modules())
+    assert ("bench::lwta_pair" in str(traced.graph)) == (fused and has_lwta)
+    assert not any(getattr(m, "fused", False) for m in model.modules())  # the caller's model is untouched
     x = torch.rand(5, 3, 32, 32)
     with torch.inference_mode():
         torch.manual_seed(4)
