@@ -15,7 +15,7 @@ import sys
 
 import torch
 
-from bench.speed import speed_command
+from bench.tools.speed import speed_command
 
 
 def main(argv: list[str] | None = None) -> int:

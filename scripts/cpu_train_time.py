@@ -184,10 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--update-card", action="store_true", help="write the estimate into each card's [result]")
     args = ap.parse_args(argv)
 
-    from bench.cli import set_omp_wait_policy
+    from bench.commands.cli import set_omp_wait_policy
 
     set_omp_wait_policy()  # as the bench CLI does, before torch loads
-    from bench.utils import configure_threads, write_json_atomic
+    from bench.core.io import write_json_atomic
+    from bench.core.threads import configure_threads
 
     configure_threads()  # BENCH_THREADS
     from bench.train import write_result

@@ -4,7 +4,7 @@ torchattacks' PGD on the same images, from one command, into the cards and ``res
 Bar: robust accuracy >= 35 % under our PGD-20 L-inf (eps 8/255, alpha 2/255, 20 steps, random start) on the
 1,017 exact CIFAR-10 test images, and the same within 1.5 pp under torchattacks' PGD at the same budget.
 
-How (``bench.reference.crosscheck`` with ART left out, i.e. ``bench crosscheck --model M --n 1017 --seeds N
+How (``bench.tools.crosscheck.crosscheck`` with ART left out, i.e. ``bench crosscheck --model M --n 1017 --seeds N
 --no-art``): each library runs the attack once per seed ``s = 0 .. N-1`` (paired: ours gets a generator seeded
 ``s``, torchattacks ``torch.manual_seed(s)``; on a stochastic model the LWTA draws during the attack come from the
 global RNG, seeded ``s`` for both), and every adversarial set is evaluated the same way: one clean pass (shared)
@@ -67,8 +67,8 @@ def evaluate_model(name: str, seeds: int, n: int | None, log: Any = print) -> di
 
     from bench.attacks.eot import is_stochastic
     from bench.data import load_eval
-    from bench.reference import crosscheck
     from bench.suites import get_suite, model_suite
+    from bench.tools.crosscheck import crosscheck
     from bench.zoo import get_card, load_model
 
     card = get_card(name)
@@ -200,10 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--update-card", action="store_true", help="write the figures into each card's [result]")
     args = ap.parse_args(argv)
 
-    from bench.cli import set_omp_wait_policy
+    from bench.commands.cli import set_omp_wait_policy
 
     set_omp_wait_policy()  # as the bench CLI does, before torch loads
-    from bench.utils import configure_threads, write_json_atomic
+    from bench.core.io import write_json_atomic
+    from bench.core.threads import configure_threads
 
     threads = configure_threads()  # BENCH_THREADS
     import torch

@@ -13,15 +13,15 @@ import pytest
 import torch
 
 torch.set_num_threads(int(os.environ.get("BENCH_TEST_THREADS", "1")))
-# commands run in-process (bench.cli.main) set threads from BENCH_THREADS (bench.utils.default_threads)
+# commands run in-process (bench.commands.cli.main) set threads from BENCH_THREADS (bench.core.threads.default_threads)
 os.environ.setdefault("BENCH_THREADS", str(torch.get_num_threads()))
 
 
 @pytest.fixture(scope="session")
 def tiny_digits_model() -> torch.nn.Module:
-    """:class:`bench.tiny.TinyDigitsNet` trained with seed 0 (eval mode, frozen). Shared: do not modify it
+    """:class:`bench.train.tiny.TinyDigitsNet` trained with seed 0 (eval mode, frozen). Shared: do not modify it
     (copy it with ``copy.deepcopy`` first)."""
-    from bench.tiny import train_tiny_digits
+    from bench.train.tiny import train_tiny_digits
 
     return train_tiny_digits(seed=0)
 

@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from bench import diagnostics as dg
-from bench import evaluate as ev
 from bench.attacks.adaptive import ADAPTIVE_PARAMS, register_transfer_source
+from bench.core.errors import BenchError
 from bench.data import load_eval
-from bench.errors import BenchError
+from bench.eval import engine as ev
 from bench.report import leaderboard_markdown
 from bench.results import Matrix, load, record_rows
 from bench.suites import get_suite, model_suite
@@ -143,7 +143,7 @@ def test_adaptive_run_per_model_suites_mean_over_R_and_check(tiny_digits_model, 
     assert "## Stochastic models: mean over R passes" in text and "| sto " in text
     assert "(det) " in text and "(sto) " in text  # the budget table: one row per configuration of a column
 
-    from bench.check import check
+    from bench.tools.check import check
 
     out = check(tmp_path, model_loader=lambda name: (det if name == "det" else sto,
                                                       {"det": "d", "sto": "s"}[name]))

@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 import bench.attacks.pgd as pgd
-from bench import check as chk
-from bench import evaluate as ev
 from bench.data import load_eval
+from bench.eval import engine as ev
 from bench.suites import Entry, Suite
+from bench.tools import check as chk
 
 # a CI-like suite whose PGD fools digits (8/255 barely moves them)
 SUITE = Suite("ci-digits", "test", (
@@ -57,7 +57,7 @@ def test_pgd_without_projection_fails_check(committed, monkeypatch, capsys):
     out, loader = committed
     monkeypatch.setattr(pgd, "project_linf_", lambda x_adv, x, eps: x_adv.clamp_(0, 1))  # the broken kernel
     monkeypatch.setattr(chk, "_zoo_loader", lambda device: loader)
-    from bench.cli import main
+    from bench.commands.cli import main
 
     assert main(["check", "--results", str(out), "--models", "tiny"]) == 1
     text = capsys.readouterr().out

@@ -10,8 +10,8 @@ import math
 import pytest
 
 from bench import zoo
+from bench.core.io import REPO_ROOT
 from bench.train import Recipe
-from bench.utils import REPO_ROOT
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from bench.attacks.fgsm import FGSM
-from bench.reference import DEFAULT_ROWS, crosscheck, crosscheck_command, format_table
+from bench.tools.crosscheck import DEFAULT_ROWS, crosscheck, crosscheck_command, format_table
 
 FAST_ROWS = [row for row in DEFAULT_ROWS if row[1] != "cw-l2"] + [
     ("cw-l2 (4x50)", "cw-l2", {"search_steps": 4, "steps": 50}),
@@ -64,7 +64,7 @@ def test_exact_match_at_any_batch_size(n, tiny_digits_model, digits_eval):
     """Bit-identical to torchattacks also when n is not a power of two (a summed loss was not: 20 PGD-L2
     steps amplified its last-bit differences to 5e-5 at n = 397)."""
     from bench.attacks import create_attack
-    from bench.reference import torchattacks_equivalent
+    from bench.tools.crosscheck import torchattacks_equivalent
 
     x, y = digits_eval[0][:n], digits_eval[1][:n]
     for name, kw in (("pgd-l2", {"eps": 1.0}), ("pgd-linf", {"eps": 0.1, "alpha": 0.025})):

@@ -33,9 +33,9 @@ from bench.attacks.adaptive import (
     stochastic_additions,
 )
 from bench.data import load_eval, load_train
+from bench.eval.stochastic import is_stochastic_by_forward, seeded_rng, stochastic_accuracy
 from bench.nets import LWTA, PNIConv2d, PNILinear, surrogate
-from bench.stochastic import is_stochastic_by_forward, seeded_rng, stochastic_accuracy
-from bench.tiny import train_tiny_digits
+from bench.train.tiny import train_tiny_digits
 
 EPS = 0.15  # digits budget where attacks separate (see the module docstring)
 
@@ -276,7 +276,7 @@ def test_apply_warnings_list_and_dataframe():
 # ----------------------------------------------------------------------------------------------- known cases
 def test_honest_model_raises_no_flag(honest, digits):
     x, y = digits
-    from bench.evaluate import evaluate
+    from bench.eval.engine import evaluate
     from bench.results import record_rows
 
     matrix = evaluate(honest, x[:64], y[:64], "ci", progress=False, name="tiny", batch_size=64)

@@ -1,4 +1,4 @@
-"""Distributed evaluation (bench.distributed): sharding, the merge, and real torchrun runs on CPU (gloo).
+"""Distributed evaluation (bench.eval.distributed): sharding, the merge, and real torchrun runs on CPU (gloo).
 
 The torchrun tests start 2 processes with one thread each on zoo models ``regular`` (deterministic) and
 ``slwta`` (stochastic), 64 images in blocks of 16 (so both ranks have work), and compare with one process:
@@ -16,9 +16,9 @@ import pytest
 import torch
 from torch import nn
 
-from bench import distributed as dist_mod
-from bench import evaluate as ev
 from bench.data import data_dir, load_eval
+from bench.eval import distributed as dist_mod
+from bench.eval import engine as ev
 from bench.results import Matrix, load_cell, read_records
 from bench.suites import Entry, Suite
 
@@ -116,7 +116,7 @@ def test_merge_of_shards_equals_one_process(tiny_digits_model, tmp_path, stochas
 
 
 def test_merge_refuses_gaps_and_overlaps(tiny_digits_model, tmp_path):
-    from bench.errors import BenchError
+    from bench.core.errors import BenchError
 
     data = load_eval("digits", 32)
     parts = []
@@ -165,7 +165,7 @@ def torchrun(out, *, workers: bool = False, **env) -> subprocess.CompletedProces
 
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory):
-    from bench.cli import main
+    from bench.commands.cli import main
 
     out = tmp_path_factory.mktemp("one")
     assert main([*RUN, "--out", str(out), "--device", "cpu"]) == 0

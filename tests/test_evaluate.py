@@ -10,11 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from bench import evaluate as ev
 from bench.attacks import create_attack
 from bench.attacks.base import Attack
+from bench.core.errors import BenchError
 from bench.data import load_eval
-from bench.errors import BenchError
+from bench.eval import engine as ev
 from bench.results import load, merge_matrices
 from bench.suites import Entry, Suite, get_suite
 
@@ -220,7 +220,7 @@ class FakeCard:
 def test_run_command_end_to_end(tiny, tmp_path, monkeypatch, capsys):
     """`bench run --dataset digits` through the CLI with a fake zoo (untrained card skipped with a note)."""
     import bench.zoo as zoo
-    from bench.cli import main
+    from bench.commands.cli import main
 
     cards = [FakeCard("a"), FakeCard("b"), FakeCard("untrained", trained=False)]
     monkeypatch.setattr(zoo, "list_cards", lambda pattern="*", models_dir=None: cards)
@@ -240,10 +240,10 @@ def test_run_command_end_to_end(tiny, tmp_path, monkeypatch, capsys):
 
 def test_run_command_passes_sets_r(tiny, tmp_path, monkeypatch, capsys):
     """`bench run --passes R`: a stochastic model's records carry R (mean over R passes); a deterministic
-    model's none; R < 1 is a one-line usage error. The help's default is bench.stochastic.R_DEFAULT."""
+    model's none; R < 1 is a one-line usage error. The help's default is bench.eval.stochastic.R_DEFAULT."""
     import bench.zoo as zoo
-    from bench import cli
-    from bench.stochastic import R_DEFAULT
+    from bench.commands import cli
+    from bench.eval.stochastic import R_DEFAULT
 
     assert cli.PASSES_DEFAULT == R_DEFAULT
     cards = [FakeCard("noisy", stochastic=True), FakeCard("plain")]

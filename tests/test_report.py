@@ -6,12 +6,12 @@ import shutil
 
 import pytest
 
-from bench import evaluate as ev
 from bench import report
 from bench.attacks.base import Attack
 from bench.data import load_eval
+from bench.eval import engine as ev
 from bench.suites import Entry, Suite, get_suite
-from bench.tiny import train_tiny_digits
+from bench.train.tiny import train_tiny_digits
 
 PLATFORM_SMALL = Suite("platform-small", "test: L2 and L-inf PGD", (
     Entry("PGD-L2", "pgd-l2", {"eps": 1.0, "steps": 5}),
@@ -69,7 +69,7 @@ def test_figures_are_pngs(runs):
 
 def test_report_redraws_without_running_anything(runs, monkeypatch, tmp_path):
     import bench.zoo as zoo
-    from bench.cli import main
+    from bench.commands.cli import main
 
     src = runs["seed-table1"]
     out = tmp_path / "copy"

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench import results
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from bench.results import Matrix, combine, merge_matrices, record_rows, wilson_interval
 
 

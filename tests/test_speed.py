@@ -1,5 +1,5 @@
 """``bench speed`` plumbing (sections, headline keys, the suite and inference sections on tiny inputs) and
-the thread-count policy of :func:`bench.utils.default_threads`."""
+the thread-count policy of :func:`bench.core.threads.default_threads`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import json
 import pytest
 import torch
 
-from bench import speed, utils
+from bench.core import threads as utils
+from bench.tools import speed
 
 
 # ----------------------------------------------------------------------------------------------- threads
@@ -46,7 +47,7 @@ def test_physical_cores_of_this_machine():
 
 
 def test_omp_wait_policy_follows_the_load(monkeypatch):
-    from bench import cli
+    from bench.commands import cli
 
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     monkeypatch.setattr(cli.os, "getloadavg", lambda: (0.1, 0.1, 0.1))

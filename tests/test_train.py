@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from bench import zoo
+from bench.core.io import REPO_ROOT
 from bench.train import MixedSchedule, Recipe, augment, parse_number, toml_value, train, write_result
-from bench.utils import REPO_ROOT
 
 SMALL_CARDS = ["regular", "pni", "smoothing", "gaussian-smoothing", "smoothing-pgd", "smoothing-pgd-fgsm",
                "smoothing-pgd-fgsm-cw", "smoothing-pgd-fgsm-cw-pni", "pgd-at", "slwta"]

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from bench import zoo
-from bench.errors import ModelCardError
+from bench.core.errors import ModelCardError
+from bench.core.io import sha256_file
 from bench.nets import is_stochastic
-from bench.utils import sha256_file
 
 EXPECTED = {"regular", "pni", "smoothing", "smoothing-pgd", "smoothing-pgd-fgsm", "smoothing-pgd-fgsm-cw",
             "smoothing-pgd-fgsm-cw-pni", "slwta", "pgd-at", "gaussian-smoothing", "slwta-wrn34-1",

@@ -43,7 +43,7 @@ from torch import nn
 from bench.attacks.base import Attack, frozen_eval
 from bench.attacks.pgd import PGDLinf
 from bench.attacks.registry import register_attack
-from bench.errors import AttackConfigError
+from bench.core.errors import AttackConfigError
 
 KERNELS = ("pgd", "apgd")
 
@@ -345,7 +345,7 @@ def pick_source(target: str | None = None, preferred: str | None = None, data: s
     """The transfer source for ``target``: the first of ``preferred``, ``pgd-at``, ``regular`` that is not the
     target and is registered in memory or has a trained zoo card (of dataset ``data`` when given: a source
     of other data cannot take the images); ``""`` (no transfer column) if none."""
-    from bench.errors import BenchError
+    from bench.core.errors import BenchError
 
     for name in dict.fromkeys(n for n in (preferred, TRANSFER_SOURCE, TRANSFER_FALLBACK) if n):
         if name == target:

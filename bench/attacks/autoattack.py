@@ -22,7 +22,7 @@ stochastic model's noise during the attack is reproducible. The output is projec
 budget (a no-op up to float rounding) before the base class asserts it.
 
 CPU cost (measured with 1 thread on 2 shared cores, 32 digits images 1x8x8, the 40k-parameter
-``bench.tiny`` CNN and its PNI / LWTA variants from ``tests/test_diagnostics.py``):
+``bench.train.tiny`` CNN and its PNI / LWTA variants from ``tests/test_diagnostics.py``):
 ``autoattack`` L-inf 0.70 s per image at 8/255 (94 % of the images stay robust, so every component runs on
 them: APGD-T and FAB-T are 9 targets x 100 steps each, Square 5,000 queries), 0.42 s at eps 0.15 (16 %
 robust), L2 0.5: 0.52 s; ``autoattack-rand`` (2 x 100 steps x EOT 20 = 4,000 forward/backward passes per
@@ -41,7 +41,7 @@ from torch import nn
 
 from bench.attacks.base import Attack, project_l2_, project_linf_
 from bench.attacks.registry import register_attack
-from bench.errors import AttackConfigError
+from bench.core.errors import AttackConfigError
 
 STANDARD = "apgd-ce,apgd-t,fab-t,square"
 RAND = "apgd-ce,apgd-dlr"
@@ -127,7 +127,7 @@ class AutoAttack(Attack):
     ) -> torch.Tensor:
         if len(x) == 0:
             return x.clone()
-        from bench.stochastic import seeded_rng
+        from bench.eval.stochastic import seeded_rng
 
         seed = _seed_from(generator)
         x, y = x.contiguous(), y.contiguous()

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.errors import AttackConfigError
+from bench.core.errors import AttackConfigError
 
 NORMS = ("linf", "l2", "none")
 BUDGET_TOL = 1e-5  # float32 slack on the budget assertion: eps + 1e-5 in [0, 1] units

@@ -28,7 +28,7 @@ from torch import nn
 
 from bench.attacks.base import Attack, _per_sample, check_inputs, frozen_eval, l2_norm, margin
 from bench.attacks.registry import register_attack
-from bench.errors import AttackConfigError
+from bench.core.errors import AttackConfigError
 
 MODES = ("search", "fixed")
 #: arctanh argument scale, so pixels at exactly 0 or 1 stay movable (Carlini's reference code, ART)

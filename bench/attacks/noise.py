@@ -16,7 +16,7 @@ from torch import nn
 
 from bench.attacks.base import Attack, project_linf_
 from bench.attacks.registry import register_attack
-from bench.errors import AttackConfigError
+from bench.core.errors import AttackConfigError
 
 DISTS = ("uniform", "gaussian")
 

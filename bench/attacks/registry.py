@@ -7,7 +7,7 @@ import difflib
 import fnmatch
 
 from bench.attacks.base import Attack
-from bench.errors import AttackConfigError
+from bench.core.errors import AttackConfigError
 
 _REGISTRY: dict[str, tuple[type[Attack], dict[str, object]]] = {}
 

@@ -13,7 +13,7 @@ Measured on the 2-core AMD EPYC box, one thread, one CIFAR image (``bench speed`
 number generator.
 
 The kernel is compiled on first use with the machine's C++ compiler (``$CXX``, default ``c++``; about 7 s)
-against the installed torch, with ``-march=native``, and cached in ``bench.utils.cache_dir() / "ext"`` under a
+against the installed torch, with ``-march=native``, and cached in ``bench.core.threads.cache_dir() / "ext"`` under a
 name that hashes the source, the torch version, the flags and the CPU; ``BENCH_NO_EXT=1`` turns it off.
 Nothing in ``bench`` needs it: :func:`load` returns False (and :func:`status` says why) where it cannot be
 built, and callers fall back to the ATen path. It is used only where asked for:
@@ -67,7 +67,7 @@ def _command(cxx: str, out: Path) -> list[str]:
 
 def library_path(cxx: str | None = None) -> Path:
     """Where the compiled kernel for this source, torch, compiler, flags and CPU is cached."""
-    from bench.utils import cache_dir
+    from bench.core.io import cache_dir
 
     cxx = cxx or os.environ.get("CXX", "c++")
     key = hashlib.sha256("\0".join([SOURCE.read_text(), torch.__version__, cxx, " ".join(FLAGS),

@@ -24,7 +24,7 @@ Flags (name: check):
   ``stochastic-early-stop``  #6 a stochastic model attacked with early stop on one noisy forward pass
   ``zero-gradients`` / ``nonfinite-gradients``  #7 input gradients all zero / not finite
 
-Reading early-exit records (``bench.evaluate``, the default): attacks run as a cascade, cheapest first, and a
+Reading early-exit records (``bench.eval.engine``, the default): attacks run as a cascade, cheapest first, and a
 later attack's column is only an upper bound. Two accuracies are compared directly only when both rows are
 exact; otherwise "S beats R" is read from ``fooled`` of S when S ran after R (S broke that many samples which
 survived R and everything before it; the cascade position is inferred from ``evaluated``, which can only
@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from bench.attacks.registry import create_attack
-from bench.stochastic import is_stochastic_by_forward, predictions, seeded_rng
+from bench.eval.stochastic import is_stochastic_by_forward, predictions, seeded_rng
 
 METHODS_LINK = "docs/methods.md#evaluation-integrity-beyond-the-report"
 

@@ -26,11 +26,12 @@ from pathlib import Path
 from tabulate import tabulate
 from torch import nn
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
+from bench.core.io import REPO_ROOT
+from bench.core.threads import resolve_device
+from bench.eval.stochastic import R_DEFAULT
 from bench.results import read_records, record_rows
-from bench.stochastic import R_DEFAULT
 from bench.suites import get_suite, suite_from_run
-from bench.utils import REPO_ROOT, resolve_device
 
 TOLERANCE_SE = 3.0
 DEFAULT_RESULTS = REPO_ROOT / "results" / "ci"
@@ -67,7 +68,7 @@ def check(
     ``model_loader(name)`` returns the model (or ``(model, checkpoint_sha256)``); default: the zoo card.
     """
     from bench.data import load_eval
-    from bench.evaluate import evaluate
+    from bench.eval.engine import evaluate
 
     results = Path(results)
     if not (results / "records.json").is_file():

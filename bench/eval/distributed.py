@@ -8,7 +8,7 @@ starts the ranks, one process group (``gloo`` on CPU; ``cpu:gloo,cuda:nccl`` on 
 collectives below go over gloo) exchanges the shards, torchrun reports a dead rank.
 
 Sharding (:func:`shard_bounds`): the ``n`` images are cut into blocks of ``batch_size`` consecutive
-positions (the unit of seeding in :func:`bench.evaluate.evaluate`) and each rank gets a contiguous run of
+positions (the unit of seeding in :func:`bench.eval.engine.evaluate`) and each rank gets a contiguous run of
 whole blocks, the first ranks one block more when they do not divide evenly. Every batch and every seed is
 therefore the one a single process uses, so results do not depend on the number of ranks (stochastic
 models included). With fewer blocks than ranks some ranks are idle: a smaller ``--batch-size`` splits the
@@ -58,8 +58,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.errors import BenchError
-from bench.evaluate import N_EXAMPLES, CellCache, samples_id
+from bench.core.errors import BenchError
+from bench.eval.engine import N_EXAMPLES, CellCache, samples_id
 from bench.results import Matrix, cell_path, merge_matrices, save_cell
 
 HOST = socket.gethostname()
@@ -88,8 +88,8 @@ def usable_cores() -> int:
 
 def threads_per_rank() -> int:
     """``$BENCH_THREADS``, else ``$OMP_NUM_THREADS``, else usable physical cores // local world size (at
-    least 1): :func:`bench.utils.default_threads`, the one place that decides."""
-    from bench.utils import default_threads
+    least 1): :func:`bench.core.threads.default_threads`, the one place that decides."""
+    from bench.core.threads import default_threads
 
     return default_threads()[0]
 
@@ -136,7 +136,7 @@ def shard_bounds(n: int, batch_size: int, world_size: int) -> list[tuple[int, in
 
 
 class ShardCache(CellCache):
-    """A :class:`bench.evaluate.CellCache` in ``DIR/cells/<model>/shards/<start>-<end>/`` that also keeps
+    """A :class:`bench.eval.engine.CellCache` in ``DIR/cells/<model>/shards/<start>-<end>/`` that also keeps
     the cells it read or wrote (arrays and full key) for the merge on rank 0."""
 
     def __init__(self, out: Path, model: str, key: dict, shard: str):
@@ -209,7 +209,7 @@ class Shard:
     def evaluate(self, run: Callable[..., Matrix], data, out: str | Path, model: str,
                  key: dict) -> Matrix | None:
         """Evaluate this rank's shard with ``run(x, y, index=, cache=, [progress=])`` (a partial of
-        :func:`bench.evaluate.evaluate`), exchange statuses, and on rank 0 merge every shard into the
+        :func:`bench.eval.engine.evaluate`), exchange statuses, and on rank 0 merge every shard into the
         model's matrix and write the merged cells; returns the merged matrix on rank 0, None elsewhere.
         Raises on every rank (rank 0: a one-line :class:`BenchError`) when any rank failed."""
         import torch.distributed as dist
@@ -272,7 +272,7 @@ def current_shard(n: int, batch_size: int) -> Shard | None:
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        raise BenchError("bench.distributed.init(device) must run before current_shard()")
+        raise BenchError("bench.eval.distributed.init(device) must run before current_shard()")
     world, rank = dist.get_world_size(), dist.get_rank()
     shard = Shard(rank, world, n, batch_size, shard_bounds(n, batch_size, world))
     print(f"rank {rank}/{world} ({HOST}, {torch.get_num_threads()} threads): images {shard.name} of {n}",
@@ -364,7 +364,7 @@ def failure_line(tail: str, rc: int) -> str:
         code = re.search(r"exitcode\s*:\s*(-?\d+)", text)
         msg = re.search(r"traceback\s*:\s*(.*)", text)
         message = msg.group(1).strip() if msg else ""
-        if message.startswith("rank "):  # our own line (bench.distributed wrote the error file)
+        if message.startswith("rank "):  # our own line (bench.eval.distributed wrote the error file)
             return message
         if rank:
             if not message or message.startswith("To enable traceback"):

@@ -1,44 +1,12 @@
-"""Small shared helpers: repository paths, sha256, seeding, atomic writes, device choice."""
+"""CPU threads and devices: how many intra-op threads bench uses (and why), and device-name resolution."""
 
 from __future__ import annotations
 
-import hashlib
-import json
+import math
 import os
-import random
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import torch
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and torch (CPU and CUDA) global RNGs."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
-    """A fresh torch.Generator on ``device`` seeded with ``seed``."""
-    g = torch.Generator(device=device)
-    g.manual_seed(int(seed))
-    return g
-
 
 THREADS_ENV = "BENCH_THREADS"
 
@@ -68,8 +36,6 @@ def physical_cores(cpus: set[int] | None = None) -> int:
 
 def cgroup_cpu_limit() -> int | None:
     """The container's CPU quota rounded up (cgroup v2 ``cpu.max``, v1 ``cfs_quota_us``); None: no quota."""
-    import math
-
     try:
         quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
         if quota != "max":
@@ -98,7 +64,7 @@ def default_threads() -> tuple[int, str]:
     contention, not throughput, and more OpenMP threads than cores makes every parallel region wait for a
     descheduled thread.
 
-    OpenMP wait policy (:func:`bench.cli.set_omp_wait_policy`, before torch loads; a value the user set
+    OpenMP wait policy (:func:`bench.commands.cli.set_omp_wait_policy`, before torch loads; a value the user set
     wins): ``PASSIVE`` (idle threads sleep at once) when the machine is busy at start (1-minute load average
     >= 0.5), else libgomp's default (spin a while, then sleep). Spinning threads on a busy machine wait for
     descheduled ones: on the shared 2-core box at load ~6, 8 batch-1 WRN-34-1 forwards took 0.82-1.0 s
@@ -136,40 +102,3 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike, mode: str = "w") -> Iterator:
-    """Open a temp file beside ``path`` and rename it over ``path`` only if the block succeeds.
-
-    Readers never see a half-written file; an exception (or Ctrl-C) leaves the old file untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
-    """Write ``obj`` as indented JSON atomically."""
-    with atomic_path(path, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=False, default=str)
-        f.write("\n")
-
-
-def cache_dir() -> Path:
-    """The user's cache directory for bench (``$BENCH_CACHE_DIR`` or ``$XDG_CACHE_HOME/bench``)."""
-    env = os.environ.get("BENCH_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "bench"

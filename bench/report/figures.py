@@ -24,7 +24,7 @@ DPI = 110
 
 
 def _save(fig, path: Path) -> Path:
-    from bench.utils import atomic_path
+    from bench.core.io import atomic_path
 
     with atomic_path(path, "wb") as f:
         fig.savefig(f, format="png", dpi=DPI, bbox_inches="tight")

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.errors import DataError
-from bench.utils import REPO_ROOT, cache_dir, sha256_file
+from bench.core.errors import DataError
+from bench.core.io import REPO_ROOT, cache_dir, sha256_file
 
 EXACT_FILE = "cifar10_exact.npz"
 TRAIN_JPEG_FILE = "cifar10_train_jpeg.npz"

@@ -45,8 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import BenchError
-from bench.utils import REPO_ROOT, atomic_path, write_json_atomic
+from bench.core.errors import BenchError
+from bench.core.io import REPO_ROOT, atomic_path, write_json_atomic
 
 SCHEMA = 1
 Z95 = 1.959963984540054

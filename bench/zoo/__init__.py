@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bench.errors import ModelCardError
-from bench.utils import REPO_ROOT, sha256_file
+from bench.core.errors import ModelCardError
+from bench.core.io import REPO_ROOT, sha256_file
 
 MODELS_DIR = REPO_ROOT / "models"
 _sha_cache: dict[tuple[str, float, int], str] = {}

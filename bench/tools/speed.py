@@ -17,7 +17,7 @@ kept as well: on a shared machine a repeat can take 2x longer when another proce
 default unless the caller sets them (``benchmarks/pgd_cost.py --threads 1`` is the most reproducible on a busy
 2-core box, where two OpenMP threads contend with other processes); the machine record says what was used.
 
-Section ``standard suite early exit vs torchattacks`` (issue 7 item e, heavy): ``bench.evaluate`` with the
+Section ``standard suite early exit vs torchattacks`` (issue 7 item e, heavy): ``bench.eval.engine`` with the
 ``standard`` suite under early exit on the ``regular`` model and the first ``--n`` (default all 1,017)
 evaluation images, against torchattacks running its closest equivalents of the same four attacks on every
 image (its CW has no binary search: :data:`TA_CW`); wall and CPU seconds, worst-case accuracy of each.
@@ -112,7 +112,7 @@ def machine_info(device: torch.device) -> dict:
 
 
 def _threads_policy() -> str:
-    from bench.utils import default_threads
+    from bench.core.threads import default_threads
 
     n, why = default_threads()
     if n == torch.get_num_threads():
@@ -191,7 +191,7 @@ def pgd_cost(model: nn.Module, x: torch.Tensor, y: torch.Tensor, repeats: int = 
     if art:
         from art.attacks.evasion import ProjectedGradientDescent
 
-        from bench.reference import art_classifier
+        from bench.tools.crosscheck import art_classifier
 
         with torch.no_grad():
             nb_classes = model(x[:1]).shape[1]
@@ -313,10 +313,10 @@ def torchattacks_suite(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch
 
 def suite_vs_torchattacks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256,
                           seed: int = 0) -> dict:
-    """(e): ``bench.evaluate`` on the ``standard`` suite with early exit (the whole harness: clean pass,
+    """(e): ``bench.eval.engine`` on the ``standard`` suite with early exit (the whole harness: clean pass,
     cascade, records) against torchattacks running the same attacks on every image; ours is run before and
     after torchattacks (background load drifts over minutes) and its mean is compared."""
-    from bench.evaluate import evaluate
+    from bench.eval.engine import evaluate
     from bench.suites import get_suite
 
     device = next(model.parameters()).device
@@ -362,8 +362,8 @@ def suite_vs_torchattacks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ba
          fmt=lambda name, res: format_suite(name, res))
 def suite_section(args: argparse.Namespace, ctx: dict) -> dict:
     """(e) on ``regular`` and the first ``--n`` (default all 1,017) CIFAR-10 evaluation images."""
+    from bench.core.errors import BenchError
     from bench.data import load_eval
-    from bench.errors import BenchError
     from bench.zoo import load_model
 
     dataset = getattr(args, "dataset", None) or "cifar10"
@@ -383,7 +383,7 @@ def format_suite(name: str, res: dict) -> str:
     if "skipped" in res:
         return f"{name}: skipped ({res['skipped']})"
     s, c = res["seconds"], res["cpu_seconds"]
-    rows = [["ours, early exit (bench.evaluate)", f"{s['ours']:.1f}", f"{c['ours']:.1f}",
+    rows = [["ours, early exit (bench.eval.engine)", f"{s['ours']:.1f}", f"{c['ours']:.1f}",
              f"{100 * res['early_exit_worst_case_acc']:.1f}"],
             ["torchattacks, every attack on every image", f"{s['torchattacks']:.1f}",
              f"{c['torchattacks']:.1f}", f"{100 * res['torchattacks_worst_case_acc']:.1f}"]]
@@ -571,7 +571,8 @@ def format_section(name: str, res: dict) -> str:
 
 def speed_command(args: argparse.Namespace) -> int:
     """``bench speed``: run the sections (``--quick``: the light ones), print tables, write JSON."""
-    from bench.utils import resolve_device, write_json_atomic
+    from bench.core.io import write_json_atomic
+    from bench.core.threads import resolve_device
 
     device = resolve_device(getattr(args, "device", "auto"))
     quick = getattr(args, "quick", False)

@@ -1,7 +1,7 @@
 """Command line: ``bench list | crosscheck | speed | train | run | report | check``.
 
 Each subcommand parses its flags here and delegates to ``<module>.<function>(args)`` in the module that
-owns the concept (imported lazily so ``bench --help`` stays fast). A :class:`bench.errors.BenchError`
+owns the concept (imported lazily so ``bench --help`` stays fast). A :class:`bench.core.errors.BenchError`
 becomes one line on stderr and exit status 2.
 """
 
@@ -13,7 +13,7 @@ import os
 import sys
 
 from bench import __version__
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 #: --data value -> (dataset, source): one place maps the user's word to bench.data's two axes
 DATA_CHOICES = {"cifar10": ("cifar10", "npz"), "npz": ("cifar10", "npz"), "torchvision": ("cifar10", "torchvision"),
@@ -38,7 +38,7 @@ def _add_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
 
 
-#: bench.stochastic.R_DEFAULT, written here so that `bench --help` does not import torch (a test keeps them equal)
+#: bench.eval.stochastic.R_DEFAULT, written here so that `bench --help` does not import torch (a test keeps them equal)
 PASSES_DEFAULT = 10
 
 
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list attacks, models or suites")
     p.add_argument("what", choices=["attacks", "models", "suites"])
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'pgd*'")
-    p.set_defaults(handler="bench.listing:list_command")
+    p.set_defaults(handler="bench.commands.listing:list_command")
 
     p = sub.add_parser("crosscheck", help="compare our kernels with torchattacks and ART on one model")
     p.add_argument("--model", default="tiny-digits",
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-art", action="store_true",
                    help="leave ART out (compare with torchattacks only; rows only ART checks get 'n/a')")
     _add_data_flags(p)
-    p.set_defaults(handler="bench.reference:crosscheck_command", n=128)
+    p.set_defaults(handler="bench.tools.crosscheck:crosscheck_command", n=128)
 
     p = sub.add_parser("speed", help="time our kernels against torchattacks, ART and the hardware limit")
     p.add_argument("--json", dest="json_path", default=None, help="write the timings to this JSON file")
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3, help="timed repetitions (median is reported)")
     p.add_argument("--quick", action="store_true", help="small CNN only (skip WRN and suite timings)")
     _add_data_flags(p)
-    p.set_defaults(handler="bench.speed:speed_command")
+    p.set_defaults(handler="bench.tools.speed:speed_command")
 
     p = sub.add_parser("train", help="train a model card's checkpoint (resumable)")
     p.add_argument("name", help="model card name (see `bench list models`)")
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="write records only")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_data_flags(p)
-    p.set_defaults(handler="bench.evaluate:run_command")
+    p.set_defaults(handler="bench.eval.engine:run_command")
 
     p = sub.add_parser("report", help="redraw leaderboard and figures from records (runs no attack)")
     p.add_argument("dir", help="a results directory written by `bench run`")
@@ -120,11 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default=None, help="committed results directory (default results/ci)")
     p.add_argument("--models", default=None, help="restrict to these models")
     p.add_argument("--device", default="cpu")
-    p.set_defaults(handler="bench.check:check_command")
+    p.set_defaults(handler="bench.tools.check:check_command")
     return ap
 
 
-#: 1-minute load average from which the machine counts as busy (see bench.utils.default_threads)
+#: 1-minute load average from which the machine counts as busy (see bench.core.threads.default_threads)
 BUSY_LOAD = 0.5
 
 
@@ -144,10 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bench`` console script."""
     args = build_parser().parse_args(argv)
     _split_data_flag(args)
-    set_omp_wait_policy()  # before torch loads (bench.utils imports it)
-    from bench.utils import configure_threads
+    set_omp_wait_policy()  # before torch loads (bench.core.threads imports it)
+    from bench.core.threads import configure_threads
 
-    configure_threads()  # one place for every command (bench.utils.default_threads says how many, and why)
+    configure_threads()  # one place for every command (bench.core.threads.default_threads says how many, and why)
     module, func = args.handler.split(":")
     try:
         handler = getattr(importlib.import_module(module), func)

@@ -7,7 +7,7 @@ import fnmatch
 
 from tabulate import tabulate
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 
 def _fmt(v: object) -> str:

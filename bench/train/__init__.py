@@ -38,8 +38,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.errors import BenchError, ModelCardError
-from bench.utils import REPO_ROOT, atomic_path, resolve_device, seed_everything, sha256_file
+from bench.core.errors import BenchError, ModelCardError
+from bench.core.io import REPO_ROOT, atomic_path, sha256_file
+from bench.core.rng import seed_everything
+from bench.core.threads import resolve_device
 from bench.zoo import Card, build_model, clean_accuracy, get_card
 
 RUNS_DIR = REPO_ROOT / "runs"
@@ -590,7 +592,7 @@ def write_result(card_path: Path, result: dict) -> None:
 
 # ----------------------------------------------------------------------------------------------- CLI
 def train_command(args: argparse.Namespace) -> int:
-    """``bench train NAME``: the CLI handler (arguments defined in :mod:`bench.cli`)."""
+    """``bench train NAME``: the CLI handler (arguments defined in :mod:`bench.commands.cli`)."""
     source = getattr(args, "data", "npz") or "npz"
     res = train(args.name, epochs=args.epochs, resume=args.resume, out=args.out, update_card=args.update_card,
                 max_minutes=args.max_minutes, fit_minutes=getattr(args, "fit_minutes", None),

@@ -51,7 +51,11 @@ from torch import nn
 
 from bench.attacks.base import Attack, frozen_eval, perturbation_norm
 from bench.attacks.eot import is_stochastic
-from bench.errors import BenchError, ModelCardError
+from bench.core.errors import BenchError, ModelCardError
+from bench.core.io import REPO_ROOT, write_json_atomic
+from bench.core.rng import make_generator
+from bench.core.threads import resolve_device
+from bench.eval.stochastic import R_DEFAULT
 from bench.results import (
     NOT_EVALUATED,
     Matrix,
@@ -65,9 +69,7 @@ from bench.results import (
     save_cell,
     write_records,
 )
-from bench.stochastic import R_DEFAULT
 from bench.suites import DEFAULT_SUITE, Entry, Suite, attack_cost, get_suite, model_suite, suite_entries
-from bench.utils import REPO_ROOT, make_generator, resolve_device, write_json_atomic
 
 B1_BUDGET_S = 1.0  # at most ~1 s of batch-1 timing per model inside `bench run`
 N_EXAMPLES = 8  # adversarial example images kept per (model, attack) cell: up to 4 robust + 4 fooled
@@ -489,7 +491,7 @@ def run_models(
         run_info["commands"] = [command]
     models = list(models)
     run_info["models"] = list(dict.fromkeys([*old.get("models", []), *(spec.name for spec in models)]))
-    from bench import distributed
+    from bench.eval import distributed
 
     shard = distributed.current_shard(len(data), batch_size)  # None outside torchrun
     for spec in models:
@@ -689,8 +691,8 @@ def select_cards(spec: str) -> list:
 
 def run_command(args: argparse.Namespace) -> int:
     """``bench run``: evaluate zoo models under a suite, write records + matrices + leaderboard, print it."""
-    from bench import distributed
     from bench.data import load_eval
+    from bench.eval import distributed
     from bench.zoo import load_model
 
     if getattr(args, "workers", None) and args.workers > 1:  # launch torchrun with the same arguments

@@ -56,7 +56,7 @@ from bench.attacks.adaptive import (
 )
 from bench.attacks.base import Attack
 from bench.attacks.registry import attack_defaults, create_attack, suggest
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 EPS8 = 8 / 255
 EPS2 = 2 / 255

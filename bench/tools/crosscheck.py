@@ -48,7 +48,7 @@ from bench.attacks.eot import is_stochastic
 from bench.attacks.fgsm import FGSM
 from bench.attacks.noise import Noise
 from bench.attacks.pgd import _PGD, GRAD_NORM_EPS, PGDL2, PGDLinf
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 EXACT_PIXEL_TOL = 1e-5  # max abs pixel difference to torchattacks (float32 rounding only)
 EXACT_ACC_TOL_PP = 1.0  # deterministic attacks: robust accuracy vs ART
@@ -439,7 +439,7 @@ def load_reference_model(spec: str, device: torch.device, seed: int = 0) -> tupl
 
     The dataset is None when the model does not imply one (then ``--dataset`` decides)."""
     if spec == "tiny-digits":
-        from bench.tiny import train_tiny_digits
+        from bench.train.tiny import train_tiny_digits
 
         return train_tiny_digits(seed=seed).to(device), "digits"
     path, _, builder = spec.partition(":") if ".pt" in spec or ".pth" in spec else (spec, "", "")
@@ -512,8 +512,9 @@ def crosscheck_command(args: argparse.Namespace) -> int:
     """``bench crosscheck``: print the comparison table, write JSON if asked; exit 1 if a verdict fails."""
     import torchattacks
 
+    from bench.core.io import write_json_atomic
+    from bench.core.threads import resolve_device
     from bench.data import load_eval
-    from bench.utils import resolve_device, write_json_atomic
 
     device = resolve_device(getattr(args, "device", "auto"))
     seed = getattr(args, "seed", 0)

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
+from bench.core.io import atomic_path
 from bench.results import Matrix, load, matrix_path, read_records, safe_name
-from bench.utils import atomic_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -314,7 +314,7 @@ def leaderboard_markdown(out: str | Path, figures: bool = True, figure_notes: di
 
 def write_report(out: str | Path) -> Path:
     """Redraw ``DIR/leaderboard.md`` and ``DIR/figures/*.png`` from the saved records, matrices and cells."""
-    from bench import figures
+    from bench.report import figures
 
     out = Path(out)
     run, _ = read_records(out)

@@ -1,0 +1,2 @@
+"""The bottom layer: errors, files, seeding, threads, the generic name -> factory registry. Imports nothing
+else from bench."""
