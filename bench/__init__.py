@@ -4,4 +4,6 @@ Conventions (see docs/methods.md in the shared docs): images are float32 NCHW te
 [0, 1]; every budget (eps, alpha) is in the same [0, 1] units; normalisation lives inside the model.
 """
 
-__version__ = "0.1.0"
+from bench.core import __version__
+
+__all__ = ["__version__"]

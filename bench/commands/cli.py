@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 
-from bench import __version__
+from bench.core import __version__
 from bench.core.errors import BenchError
 
 #: --data value -> (dataset, source): one place maps the user's word to bench.data's two axes
