@@ -1,12 +1,12 @@
 """Estimate a zoo card's training time on the CPU (the 2-core figure of the cards) from a few timed batches.
 
 THIS IS AN EXTRAPOLATION FROM K TIMED BATCHES, NOT A FULL TRAINING RUN. For each card it builds the card's real
-training run (:class:`bench.train.Trainer`: the card's model, recipe, optimiser, schedule and training attacks,
-on the shipped CIFAR-10 training images) on the CPU and runs training iterations through the trainer's own
-loop (:meth:`bench.train.Trainer.run_epoch`, one batch per call: data indexing + augmentation, the mixed-schedule
-draw, the training attack, forward, backward, optimiser and LR step): ``W`` warm-up batches (not timed), then
-``K`` timed batches at the card's recipe batch size ``B``. Loading the training set (the one-off JPEG decode and
-its cache) and building the model happen in ``Trainer(...)``, before the first batch: they are not timed.
+training run (:class:`bench.train.trainer.Trainer`: the card's model, recipe, optimiser, schedule and training
+attacks, on the shipped CIFAR-10 training images) on the CPU and runs training iterations through the trainer's own
+loop (:meth:`bench.train.trainer.Trainer.run_epoch`, one batch per call: data indexing + augmentation, the
+mixed-schedule draw, the training attack, forward, backward, optimiser and LR step): ``W`` warm-up batches (not
+timed), then ``K`` timed batches at the card's recipe batch size ``B``. Loading the training set (the one-off JPEG
+decode and its cache) and building the model happen in ``Trainer(...)``, before the first batch: they are not timed.
 
 Units: seconds per batch, seconds per epoch, hours per planned training run.
 
@@ -44,14 +44,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-#: timed batches per card where the default K would take minutes (WRN-34-1 with PGD-20 per batch: ~30 s each)
+#: timed batches per card where the default K would take minutes (WRN-34-1 with PGD-20 per batch)
 DEFAULT_TIMED = 10
 SLOW_BACKBONE_TIMED = {"wrn-34-1": 3}
 SLOW_BACKBONE_WARMUP = {"wrn-34-1": 1}
 
 
 class _FixedDraw:
-    """Stands in for :class:`bench.train.MixedSchedule` for one batch: always draws ``kind``."""
+    """Stands in for :class:`bench.train.recipe.MixedSchedule` for one batch: always draws ``kind``."""
 
     def __init__(self, kind: str | None):
         self.kind = kind
@@ -62,7 +62,7 @@ class _FixedDraw:
 
 def expected_shares(recipe: Any) -> dict[str, float]:
     """The recipe's expected share of batches of each kind (``'clean'`` or an attack name); sums to 1: the
-    trainer's own schedule (:meth:`bench.train.MixedSchedule.shares`)."""
+    trainer's own schedule (:meth:`bench.train.recipe.MixedSchedule.shares`)."""
     from bench.train import MixedSchedule
 
     if recipe.kind != "adversarial":
@@ -73,6 +73,37 @@ def expected_shares(recipe: Any) -> dict[str, float]:
 def load_avg() -> float:
     """The 1-minute load average (nan where the OS has none)."""
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def time_batches(tr: Any, shares: dict[str, float], timed: int,
+                 warmup: int) -> tuple[list[float], list[str], float]:
+    """``warmup`` untimed then ``timed`` timed batches through ``tr.run_epoch()`` (one batch each), plus one
+    batch of each kind the random draws missed. Returns each batch's seconds, its kind, and the plain mean of
+    the ``timed`` draws."""
+    for _ in range(warmup):
+        tr.run_epoch()
+    times: list[float] = []
+    kinds: list[str] = []
+
+    def one_batch() -> None:
+        t0 = time.perf_counter()
+        rec = tr.run_epoch()  # one batch: max_batches=1
+        times.append(time.perf_counter() - t0)
+        (kind,) = rec["batches"]
+        kinds.append(kind)
+
+    for _ in range(timed):
+        one_batch()
+    raw_mean = sum(times) / len(times)
+    schedule = tr.schedule
+    for kind in shares:  # a kind the random draws missed: one batch of it, through the same loop
+        if kind not in kinds:
+            tr.schedule = _FixedDraw(None if kind == "clean" else kind)
+            try:
+                one_batch()
+            finally:
+                tr.schedule = schedule
+    return times, kinds, raw_mean
 
 
 def measure_card(card: Any, *, timed: int = DEFAULT_TIMED, warmup: int = 2, dataset: str | None = None,
@@ -105,29 +136,7 @@ def measure_card(card: Any, *, timed: int = DEFAULT_TIMED, warmup: int = 2, data
         setup_s = time.perf_counter() - t_setup
         shares = expected_shares(tr.recipe)
         load_before = load_avg()
-        for _ in range(warmup):
-            tr.run_epoch()
-        times: list[float] = []
-        kinds: list[str] = []
-
-        def one_batch() -> None:
-            t0 = time.perf_counter()
-            rec = tr.run_epoch()  # one batch: max_batches=1
-            times.append(time.perf_counter() - t0)
-            (kind,) = rec["batches"]
-            kinds.append(kind)
-
-        for _ in range(timed):
-            one_batch()
-        raw_mean = sum(times) / len(times)
-        schedule = tr.schedule
-        for kind in shares:  # a kind the random draws missed: one batch of it, through the same loop
-            if kind not in kinds:
-                tr.schedule = _FixedDraw(None if kind == "clean" else kind)
-                try:
-                    one_batch()
-                finally:
-                    tr.schedule = schedule
+        times, kinds, raw_mean = time_batches(tr, shares, timed, warmup)
         load_after = load_avg()
     finally:
         if tmp is not None:
@@ -191,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     from bench.core.threads import configure_threads
 
     configure_threads()  # BENCH_THREADS
-    from bench.train import write_result
     from bench.zoo import get_card, list_cards
+    from bench.zoo.writing import write_result
 
     if args.all:
         cards = [c for c in list_cards() if c.recipe and not c.external]

@@ -27,8 +27,8 @@ def main() -> int:
 
     from bench.data import load_eval
     from bench.nets import is_stochastic
-    from bench.train import write_result
     from bench.zoo import clean_accuracy, get_card, load_model
+    from bench.zoo.writing import write_result
 
     card = get_card(args.name)
     model = load_model(card, device=args.device)

@@ -4,7 +4,7 @@ torchattacks' PGD on the same images, from one command, into the cards and ``res
 Bar: robust accuracy >= 35 % under our PGD-20 L-inf (eps 8/255, alpha 2/255, 20 steps, random start) on the
 1,017 exact CIFAR-10 test images, and the same within 1.5 pp under torchattacks' PGD at the same budget.
 
-How (``bench.tools.crosscheck.crosscheck`` with ART left out, i.e. ``bench crosscheck --model M --n 1017 --seeds N
+How (:func:`bench.tools.crosscheck.crosscheck` with ART left out, i.e. ``bench crosscheck --model M --n 1017 --seeds N
 --no-art``): each library runs the attack once per seed ``s = 0 .. N-1`` (paired: ours gets a generator seeded
 ``s``, torchattacks ``torch.manual_seed(s)``; on a stochastic model the LWTA draws during the attack come from the
 global RNG, seeded ``s`` for both), and every adversarial set is evaluated the same way: one clean pass (shared)
@@ -17,7 +17,7 @@ Rows: ``pgd20`` is our PGD-20 exactly as ``bench run`` attacks the model in the 
 iterate), every step on a stochastic one, where "first success" is judged by one random pass and an image that
 fooled the attack's own draw need not fool the evaluation pass's fresh one. The bar is judged on this row. On a
 stochastic model the row ``pgd20 (first-success early stop)`` is measured too, to show what early stop would do
-there (on ``slwta``: +15 pp over torchattacks, which is why ``bench run`` does not use it on such models).
+there (the reason ``bench run`` does not use it on such models).
 
 Units: accuracies in % in the JSON and the .md, as fractions in the cards (like ``clean_accuracy``); seconds are
 wall time per seed.
@@ -38,9 +38,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.core.budgets import ALPHA_LINF, EPS_LINF  # noqa: E402  (after the path insert; loads no torch)
+
 BAR_PCT = 35.0
 TOL_PP = 1.5
-PGD20 = {"eps": 8 / 255, "alpha": 2 / 255, "steps": 20, "random_start": True}
+PGD20 = {"eps": EPS_LINF, "alpha": ALPHA_LINF, "steps": 20, "random_start": True}
 OUT_DIR = Path(__file__).resolve().parents[1] / "results" / "crosscheck"
 
 
@@ -63,6 +65,7 @@ def row_summary(row: dict) -> dict[str, Any]:
 
 def evaluate_model(name: str, seeds: int, n: int | None, log: Any = print) -> dict[str, Any]:
     """Run the bar's comparison on zoo model ``name`` (CPU); returns the crosscheck result plus ``bar``."""
+    # imported here: main() must set OMP_WAIT_POLICY and the threads before torch loads
     import torch
 
     from bench.attacks.eot import is_stochastic
@@ -210,8 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     import torchattacks
 
-    from bench.train import write_result
     from bench.zoo import get_card
+    from bench.zoo.writing import write_result
 
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     command = (f"BENCH_THREADS={threads} python scripts/quality_bar.py --models {','.join(names)} "

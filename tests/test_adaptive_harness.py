@@ -16,13 +16,15 @@ import torch
 from torch import nn
 
 from bench import diagnostics as dg
-from bench.attacks.adaptive import ADAPTIVE_PARAMS, register_transfer_source
+from bench.attacks.transfer import register_transfer_source
 from bench.core.errors import BenchError
 from bench.data import load_eval
-from bench.eval import engine as ev
+from bench.eval.options import EvalOptions
+from bench.eval.runner import ModelSpec
 from bench.report import leaderboard_markdown
 from bench.results import Matrix, load, record_rows
-from bench.suites import get_suite, model_suite
+from bench.suites import ADAPTIVE_PARAMS, get_suite, model_suite
+from bench.tools.run import evaluate_and_diagnose
 
 N = 32
 CHEAP = ("aa_steps=3,aa_eot=2,aa_queries=20,steps=4,eot=3,surrogate_steps=4,bpda_steps=3,bpda_eot=2,"
@@ -55,7 +57,7 @@ def source(tiny_digits_model):
 
 
 def quiet(**kw):
-    return {"progress": False, "log": lambda s: None, **kw}
+    return {"log": lambda s: None, **kw}
 
 
 def by(rows, model):
@@ -111,9 +113,10 @@ def test_suite_parameters(source):
 # ----------------------------------------------------------------------------------------------- run
 def test_adaptive_run_per_model_suites_mean_over_R_and_check(tiny_digits_model, digits, source, tmp_path):
     det, sto = tiny_digits_model, NoisyNet(tiny_digits_model)
-    specs = [ev.ModelSpec("det", lambda: det, {"checkpoint_sha256": "d"}),
-             ev.ModelSpec("sto", lambda: sto, {"checkpoint_sha256": "s"})]  # found stochastic by 2 passes
-    rows = ev.run_models(specs, get_suite(f"adaptive:{CHEAP}"), digits, tmp_path, R=4, **quiet())
+    specs = [ModelSpec("det", lambda: det, {"checkpoint_sha256": "d"}),
+             ModelSpec("sto", lambda: sto, {"checkpoint_sha256": "s"})]  # found stochastic by 2 passes
+    rows = evaluate_and_diagnose(specs, get_suite(f"adaptive:{CHEAP}"), digits, tmp_path,
+                                 EvalOptions(passes=4, progress=False), **quiet())
     d, s = by(rows, "det"), by(rows, "sto")
     labels = ["clean", "AutoAttack", "PGD", "surrogate-PGD", "BPDA-PGD", "transfer-PGD", "worst-case"]
     assert list(d) == list(s) == labels
@@ -157,9 +160,10 @@ def test_diagnose_fills_warnings_records_and_leaderboard(tiny_digits_model, digi
     harness runs a stochastic model's attacks without it), the added EOT columns are not; the diagnostics
     are resumable and their flags explained once per name."""
     sto = NoisyNet(tiny_digits_model)
-    spec = [ev.ModelSpec("sto", lambda: sto, {"checkpoint_sha256": "s", "stochastic": True})]
+    spec = [ModelSpec("sto", lambda: sto, {"checkpoint_sha256": "s", "stochastic": True})]
     suite = get_suite(f"standard:{CHEAP}")
-    rows = ev.run_models(spec, suite, digits, tmp_path, R=2, diagnose=True, **quiet())
+    rows = evaluate_and_diagnose(spec, suite, digits, tmp_path, EvalOptions(passes=2, progress=False), diagnose=True,
+                                 **quiet())
     r = by(rows, "sto")
     assert "EOT-PGD" in r and "AutoAttack" in r
     assert dg.NO_EOT in r["PGD"]["warnings"] and dg.EARLY_STOP not in r["PGD"]["warnings"]
@@ -179,14 +183,16 @@ def test_diagnose_fills_warnings_records_and_leaderboard(tiny_digits_model, digi
         raise AssertionError("diagnostics re-measured")
 
     monkeypatch.setattr(dg, "diagnose", boom)  # resumed: cells and diagnostics.json are reused
-    again = ev.run_models(spec, suite, digits, tmp_path, R=2, diagnose=True, **quiet())
+    again = evaluate_and_diagnose(spec, suite, digits, tmp_path, EvalOptions(passes=2, progress=False), diagnose=True,
+                                  **quiet())
     assert [x["warnings"] for x in again] == [x["warnings"] for x in rows]
     assert load(tmp_path)["warnings"].tolist() == [x["warnings"] for x in rows]
 
 
 def test_deterministic_model_gets_no_eot_and_no_warning(tiny_digits_model, digits, source, tmp_path):
-    spec = [ev.ModelSpec("det", lambda: tiny_digits_model, {"checkpoint_sha256": "d"})]
-    rows = ev.run_models(spec, get_suite("ci"), digits, tmp_path, diagnose=True, **quiet())
+    spec = [ModelSpec("det", lambda: tiny_digits_model, {"checkpoint_sha256": "d"})]
+    rows = evaluate_and_diagnose(spec, get_suite("ci"), digits, tmp_path, EvalOptions(progress=False), diagnose=True,
+                                 **quiet())
     assert all(r["warnings"] == "" and r["R"] is None and not r["stochastic"] for r in rows)
     assert all(json.loads(r["params"]).get("eot", 1) == 1 for r in rows if r["kernel"] != "aggregate")
     assert "none raised (diagnostics ran on det)" in leaderboard_markdown(tmp_path, figures=False)

@@ -8,7 +8,8 @@ from torch import nn
 
 import bench.attacks.pgd as pgd
 from bench.data import load_eval
-from bench.eval import engine as ev
+from bench.eval.options import EvalOptions
+from bench.eval.runner import ModelSpec, run_models
 from bench.suites import Entry, Suite
 from bench.tools import check as chk
 
@@ -35,10 +36,10 @@ def committed(tmp_path_factory, tiny_digits_model):
     tiny = tiny_digits_model
     models = {"tiny": tiny, "noisy": NoisyNet(tiny)}
     out = tmp_path_factory.mktemp("committed")
-    specs = [ev.ModelSpec("tiny", lambda: tiny, {"checkpoint_sha256": "t"}),
-             ev.ModelSpec("noisy", lambda: models["noisy"], {"checkpoint_sha256": "n", "stochastic": True})]
-    ev.run_models(specs, SUITE, load_eval("digits", 64), out, batch_size=32, progress=False,
-                  log=lambda s: None)
+    specs = [ModelSpec("tiny", lambda: tiny, {"checkpoint_sha256": "t"}),
+             ModelSpec("noisy", lambda: models["noisy"], {"checkpoint_sha256": "n", "stochastic": True})]
+    run_models(specs, SUITE, load_eval("digits", 64), out, EvalOptions(batch_size=32, progress=False),
+               log=lambda s: None)
     loader = {"tiny": (tiny, "t"), "noisy": (models["noisy"], "n")}
     return out, lambda name: loader[name]
 

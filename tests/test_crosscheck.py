@@ -1,10 +1,9 @@
 """Cross-check tolerances on the tiny trained digits CNN (first 128 evaluation images, seed 0).
 
-The tolerances are the issue's (see bench/reference.py): deterministic kernels match torchattacks' images to
-1e-5 and ART's robust accuracy to 1 pp; random-start kernels match both within 1.5 pp (mean over 8 paired
-seeds: one random start moves a 128-image accuracy by 1-2 pp); CW-L2 within 2 pp of ART at L2 <= 0.5.
-The fast CW row uses 4 search steps x 50 iterations (ART's CarliniL2Method costs ~10x ours; both agree
-exactly at this setting, measured); the default 9 x 100 row is in the slow test.
+The tolerances are those of bench/tools/crosscheck/compare.py: deterministic kernels match torchattacks' images
+to 1e-5 and ART's robust accuracy to 1 pp; random-start kernels match both within 1.5 pp (mean over 8 paired
+seeds); CW-L2 within 2 pp of ART at L2 <= 0.5. The fast CW row uses 4 search steps x 50 iterations (ART's
+CarliniL2Method is slow); the default 9 x 100 row is in the slow test.
 """
 
 from __future__ import annotations
@@ -18,7 +17,8 @@ import pytest
 import torch
 
 from bench.attacks.fgsm import FGSM
-from bench.tools.crosscheck import DEFAULT_ROWS, crosscheck, crosscheck_command, format_table
+from bench.commands.crosscheck import main as crosscheck_command
+from bench.tools.crosscheck import DEFAULT_ROWS, crosscheck, format_table
 
 FAST_ROWS = [row for row in DEFAULT_ROWS if row[1] != "cw-l2"] + [
     ("cw-l2 (4x50)", "cw-l2", {"search_steps": 4, "steps": 50}),
@@ -104,6 +104,27 @@ def test_a_wrong_kernel_fails(tiny_digits_model, digits_eval):
     row = res["rows"][0]
     assert row["verdict"] == "FAIL" and not res["all_ok"]
     assert "images differ from torchattacks" in row["note"]
+
+
+def test_attack_without_reference_gets_na(tiny_digits_model, digits_eval):
+    """The reference table is keyed by registered name: an attack missing from it is compared with nothing and
+    gets "n/a" (not FAIL), without any edit to the cross-check."""
+    from bench.attacks import attack_names
+    from bench.tools.crosscheck import EQUIVALENTS
+
+    assert set(EQUIVALENTS) <= set(attack_names())  # no entry names an attack that does not exist
+
+    @dataclasses.dataclass
+    class OtherFGSM(FGSM):
+        name: ClassVar[str] = "other-fgsm"
+
+    x, y = digits_eval
+    res = crosscheck(tiny_digits_model, x[:32], y[:32], attacks=[OtherFGSM(eps=0.1), ("fgsm", "fgsm", {})])
+    other, fgsm = res["rows"]
+    assert other["verdict"] == "n/a" and "no reference implementation" in other["note"]
+    assert set(other["robust_accuracy"]) == {"ours"} and other["tolerance"] == {}
+    assert fgsm["verdict"] == "ok" and res["all_ok"]
+    assert "n/a" in format_table(res)
 
 
 def test_command_writes_json_and_exit_code(tmp_path, capsys):

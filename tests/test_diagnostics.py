@@ -16,25 +16,33 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
 from bench import diagnostics as dg
 from bench.attacks import create_attack
-from bench.attacks.adaptive import (
+from bench.attacks.bpda import bpda
+from bench.attacks.transfer import register_transfer_source
+from bench.core.errors import BenchError
+from bench.core.rng import seeded_rng
+from bench.data import load_eval, load_train
+from bench.eval.engine import evaluate
+from bench.eval.options import EvalOptions
+from bench.eval.stochastic import is_stochastic_by_forward, stochastic_accuracy
+from bench.nets import LWTA, PNIConv2d, PNILinear, surrogate
+from bench.results import record_rows
+from bench.suites.adaptive import (
     ADAPTIVE_SUITE,
     adaptive_entries,
     adaptive_suite,
-    bpda,
     pick_source,
-    register_transfer_source,
     stochastic_additions,
 )
-from bench.data import load_eval, load_train
-from bench.eval.stochastic import is_stochastic_by_forward, seeded_rng, stochastic_accuracy
-from bench.nets import LWTA, PNIConv2d, PNILinear, surrogate
 from bench.train.tiny import train_tiny_digits
 
 EPS = 0.15  # digits budget where attacks separate (see the module docstring)
@@ -184,6 +192,54 @@ def test_every_flag_has_an_explanation_linking_methods():
         assert dg.EXPLANATIONS[name].count(".") >= 1
 
 
+def test_flags_and_report_names_load_without_torch():
+    code = ("import sys; import bench.diagnostics.flags; import bench.diagnostics as dg; "
+            "dg.explain('zero-gradients'); dg.plan_measures; assert 'torch' not in sys.modules, 'torch loaded'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_attack_roles_replace_the_name_lists():
+    white_box = {"fgsm", "eot-fgsm", "pgd-linf", "eot-pgd-linf", "pgd-l2", "autoattack", "autoattack-rand"}
+    expected = {  # the name lists the diagnostics kept before the attacks declared their roles
+        "SINGLE_STEP_KERNELS": ("single-step", {"fgsm", "eot-fgsm"}),
+        "ITERATIVE_KERNELS": ("iterative", {"pgd-linf", "eot-pgd-linf"}),
+        "WHITE_BOX_KERNELS": ("white-box", white_box),
+        "ADAPTIVE_KERNELS": ("adaptive", {"surrogate-pgd", "bpda-pgd", "transfer-pgd"}),
+        "AUTOATTACK_KERNELS": ("autoattack", {"autoattack", "autoattack-rand"}),
+        "OWN_KERNELS": ("own", {"fgsm", "eot-fgsm", "pgd-linf", "eot-pgd-linf", "pgd-l2", "surrogate-pgd",
+                                "bpda-pgd"}),
+        "EOT_KERNELS": ("eot", white_box | {"bpda-pgd", "cw-l2"}),
+    }
+    for old_name, (role, names_) in expected.items():
+        assert dg.kernels(role) == names_ and getattr(dg, old_name) == names_
+
+
+def test_every_record_check_is_registered_under_a_defined_flag():
+    assert [name for name, _ in dg.RECORD_CHECKS.items()] == [
+        dg.SINGLE_STEP, dg.CW_FAILS, dg.ADAPTIVE, dg.NOT_CONVERGED, dg.NO_EOT, dg.EARLY_STOP, dg.AUTOATTACK]
+    assert all(name in dg.FLAGS for name, _ in dg.RECORD_CHECKS.items())
+
+
+def test_a_new_record_check_is_one_function_and_its_registration(monkeypatch):
+    from bench.core.registry import Registry
+    from bench.diagnostics import flags, rules
+
+    monkeypatch.setattr(flags, "FLAGS", Registry("diagnostic flag"))
+    for name, flag in dg.FLAGS.items():
+        flags.FLAGS.add(name, flag)
+    monkeypatch.setattr(rules, "RECORD_CHECKS", Registry("record check"))
+    new = flags.define_flag("too-perfect", 8, "Nothing is that robust.")
+
+    @rules.record_check(new)
+    def too_perfect(r, rows, stochastic, tol):
+        yield flags.make_flag(new, f"{r.label} {flags.pct(r.acc)}") if r.acc >= 1.0 else None
+
+    with pytest.raises(BenchError):
+        rules.record_check("undefined-flag")
+    out = dg.record_flags([row("PGD", "pgd-linf", 1.0), row("FGSM", "fgsm", 0.5)])
+    assert out == {("m", "PGD"): ["too-perfect: PGD 100.0 % (methods.md, Evaluation integrity #8)"]}
+
+
 def test_number_checks_flag_with_both_numbers():
     f = dg.check_single_step(0.36, 0.11)  # the report's SLWTA row: PGD 36 %, FGSM 11 %
     assert f.startswith("single-step-stronger:") and "36.0 %" in f and "11.0 %" in f and ";" not in f
@@ -262,8 +318,6 @@ def test_records_cw_convergence_eot_and_budget_matching():
 
 
 def test_apply_warnings_list_and_dataframe():
-    import pandas as pd
-
     recs = [row("PGD", "pgd-linf", 0.36), row("FGSM", "fgsm", 0.11, warnings="old")]
     flags = dg.diagnose(recs)
     out = dg.apply_warnings(recs, flags)
@@ -276,10 +330,7 @@ def test_apply_warnings_list_and_dataframe():
 # ----------------------------------------------------------------------------------------------- known cases
 def test_honest_model_raises_no_flag(honest, digits):
     x, y = digits
-    from bench.eval.engine import evaluate
-    from bench.results import record_rows
-
-    matrix = evaluate(honest, x[:64], y[:64], "ci", progress=False, name="tiny", batch_size=64)
+    matrix = evaluate(honest, x[:64], y[:64], "ci", EvalOptions(batch_size=64, progress=False), name="tiny")
     recs = record_rows(matrix, {"name": "tiny"}, {"suite": "ci"})
     # the records' checks, and every model-level check measured at the digits budget on 128 images
     # (measured: FGSM 28.1 %, PGD 18.8 % at 0.15; 89.8 / 64.8 / 0 / 0 % at eps 8/255, 0.1, 0.25, 0.5)

@@ -18,8 +18,11 @@ from torch import nn
 
 from bench.data import data_dir, load_eval
 from bench.eval import distributed as dist_mod
-from bench.eval import engine as ev
-from bench.results import Matrix, load_cell, read_records
+from bench.eval import launch
+from bench.eval.cells import CellCache
+from bench.eval.engine import evaluate
+from bench.eval.options import EvalOptions
+from bench.results import Matrix, cell_path, load_cell, read_records
 from bench.suites import Entry, Suite
 
 N = 96
@@ -47,15 +50,15 @@ def test_shard_bounds_cover_aligned_balanced(n, bs, world):
 
 def test_strip_workers_and_failure_line():
     argv = ["run", "--workers", "2", "--n", "64", "--workers=3", "--work", "4", "--out", "A"]
-    assert dist_mod._strip_workers(argv) == ["run", "--n", "64", "--out", "A"]
+    assert launch._strip_workers(argv) == ["run", "--n", "64", "--out", "A"]
     report = ("Root Cause (first observed failure):\n[0]:\n  time      : x\n  host      : h\n"
               "  rank      : 3 (local_rank: 1)\n  exitcode  : -9 (pid: 12)  (SIGKILL)\n  error_file: <N/A>\n"
               "  traceback : Signal 9 (SIGKILL) received by PID 12\n=====\n")
-    line = dist_mod.failure_line(report, 1)
+    line = launch.failure_line(report, 1)
     assert line.startswith("rank 3 failed (exit code -9): Signal 9 (SIGKILL)") and "\n" not in line
     ours = report.replace("Signal 9 (SIGKILL) received by PID 12", "rank 1 (h) failed on model m: boom")
-    assert dist_mod.failure_line(ours, 1) == "rank 1 (h) failed on model m: boom"
-    assert "status 2" in dist_mod.failure_line("usage: ...", 2)
+    assert launch.failure_line(ours, 1) == "rank 1 (h) failed on model m: boom"
+    assert "status 2" in launch.failure_line("usage: ...", 2)
 
 
 # ----------------------------------------------------------------------------------------------- the merge
@@ -73,8 +76,8 @@ class NoisyNet(nn.Module):
 
 def assert_same_cells(a, b, model, labels):
     for label in labels:
-        xa, ka = load_cell(ev.cell_path(a, model, label))
-        xb, kb = load_cell(ev.cell_path(b, model, label))
+        xa, ka = load_cell(cell_path(a, model, label))
+        xb, kb = load_cell(cell_path(b, model, label))
         assert ka["key"] == kb["key"], label
         assert sorted(xa) == sorted(xb), label
         for k in set(xa) - CELL_TIMING:
@@ -90,14 +93,15 @@ def test_merge_of_shards_equals_one_process(tiny_digits_model, tmp_path, stochas
     data = load_eval("digits", N)
     model = NoisyNet(tiny_digits_model) if stochastic else tiny_digits_model
     key = {"checkpoint_sha256": "t0", "dataset": "digits"}
-    kw = {"attacks": EARLY, "batch_size": 16, "progress": False, "name": "m", "stochastic": stochastic}
+    kw = {"attacks": EARLY, "options": EvalOptions(batch_size=16, progress=False), "name": "m",
+          "stochastic": stochastic}
     one, many = tmp_path / "one", tmp_path / "many"
-    whole = ev.evaluate(model, data.x, data.y, index=data.index, cache=ev.CellCache(one, "m", key), **kw)
+    whole = evaluate(model, data.x, data.y, index=data.index, cache=CellCache(one, "m", key), **kw)
     payloads = []
     for start, end in dist_mod.shard_bounds(N, 16, 4):  # 6 blocks over 4 ranks: 32, 32, 16, 16 images
         cache = dist_mod.ShardCache(many, "m", key, shard=f"{start}-{end}")
-        part = ev.evaluate(model, data.x[start:end], data.y[start:end], index=data.index[start:end],
-                           cache=cache, **kw)
+        part = evaluate(model, data.x[start:end], data.y[start:end], index=data.index[start:end],
+                        cache=cache, **kw)
         payloads.append({"start": start, "end": end, "matrix": part, "cells": cache.cells})
     merged = dist_mod.merge_shards(payloads[::-1], data, many, "m", N, world_size=4)
     for k in ("index", "y", "clean_pred", "clean_conf", "clean_probs", "robust", "norm", "raw_norm", "pred",
@@ -108,9 +112,9 @@ def test_merge_of_shards_equals_one_process(tiny_digits_model, tmp_path, stochas
     assert (tmp_path / "many/cells/m/shards/64-80/PGD.npz").is_file()
 
     calls = []
-    cache = ev.CellCache(many, "m", key)
+    cache = CellCache(many, "m", key)
     cache.put = lambda *a: calls.append(a)  # nothing may be recomputed
-    again = ev.evaluate(model, data.x, data.y, index=data.index, cache=cache, **kw)
+    again = evaluate(model, data.x, data.y, index=data.index, cache=cache, **kw)
     assert not calls
     np.testing.assert_array_equal(again.robust, whole.robust)
 
@@ -122,8 +126,8 @@ def test_merge_refuses_gaps_and_overlaps(tiny_digits_model, tmp_path):
     parts = []
     for start, end in ((0, 16), (8, 32)):
         cache = dist_mod.ShardCache(tmp_path, "m", {}, shard=f"{start}-{end}")
-        m = ev.evaluate(tiny_digits_model, data.x[start:end], data.y[start:end], EARLY, batch_size=8,
-                        index=data.index[start:end], cache=cache, progress=False)
+        m = evaluate(tiny_digits_model, data.x[start:end], data.y[start:end], EARLY,
+                     EvalOptions(batch_size=8, progress=False), index=data.index[start:end], cache=cache)
         parts.append({"start": start, "end": end, "matrix": m, "cells": cache.cells})
     with pytest.raises(BenchError, match="exactly once"):
         dist_mod.merge_shards(parts, data, tmp_path, "m", 32, world_size=2)

@@ -14,7 +14,9 @@ from bench.attacks import create_attack
 from bench.attacks.base import Attack
 from bench.core.errors import BenchError
 from bench.data import load_eval
-from bench.eval import engine as ev
+from bench.eval.engine import evaluate
+from bench.eval.options import EvalOptions
+from bench.eval.runner import ModelSpec, run_models
 from bench.results import load, merge_matrices
 from bench.suites import Entry, Suite, get_suite
 
@@ -69,9 +71,9 @@ class Spy(Attack):
 
 
 def test_early_exit_same_worst_case_as_full_matrix(tiny, digits):
-    early = ev.evaluate(tiny, digits.x, digits.y, DET, index=digits.index, batch_size=32, progress=False)
-    full = ev.evaluate(tiny, digits.x, digits.y, DET, index=digits.index, batch_size=32, progress=False,
-                       full_matrix=True)
+    early = evaluate(tiny, digits.x, digits.y, DET, EvalOptions(batch_size=32, progress=False), index=digits.index)
+    full = evaluate(tiny, digits.x, digits.y, DET, EvalOptions(batch_size=32, progress=False, full_matrix=True),
+                    index=digits.index)
     assert early.meta["mode"] == "early-exit" and full.meta["mode"] == "full-matrix"
     np.testing.assert_array_equal(early.worst_case(), full.worst_case())
     assert (full.worst_case() == 0).sum() > (~full.clean_correct).sum()  # the attacks fool something
@@ -87,19 +89,19 @@ def test_early_exit_same_worst_case_as_full_matrix(tiny, digits):
 
 def test_early_exit_attacks_only_open_samples(tiny, digits):
     spies = {e.label: Spy(e.build()) for e in DET.entries}
-    m = ev.evaluate(tiny, digits.x, digits.y, spies, index=digits.index, batch_size=1000, progress=False)
+    m = evaluate(tiny, digits.x, digits.y, spies, EvalOptions(batch_size=1000, progress=False), index=digits.index)
     assert m.meta["order"] == ["FGSM", "PGD", "PGD-L2"]  # cheapest first
     assert sum(spies["FGSM"].seen) == m.clean_correct.sum()  # misclassified clean images never attacked
     fooled_by_fgsm = (m.column("FGSM") == 0) & m.clean_correct
     assert sum(spies["PGD"].seen) == m.clean_correct.sum() - fooled_by_fgsm.sum()
     spies_full = {e.label: Spy(e.build()) for e in DET.entries}
-    ev.evaluate(tiny, digits.x, digits.y, spies_full, full_matrix=True, progress=False)
+    evaluate(tiny, digits.x, digits.y, spies_full, EvalOptions(full_matrix=True, progress=False))
     assert all(sum(s.seen) == m.clean_correct.sum() for s in spies_full.values())
 
 
 def test_worst_case_not_above_any_column(tiny, digits):
     for full in (False, True):
-        m = ev.evaluate(tiny, digits.x, digits.y, DET, full_matrix=full, progress=False)
+        m = evaluate(tiny, digits.x, digits.y, DET, EvalOptions(full_matrix=full, progress=False))
         wc = (m.worst_case() == 1).sum()
         for label in [*m.labels, "PGD-L2+Linf", "clean"]:
             assert wc <= (m.column(label) == 1).sum()
@@ -107,20 +109,20 @@ def test_worst_case_not_above_any_column(tiny, digits):
 
 def test_results_independent_of_sharding(tiny, digits):
     """Per-block seeds: shards aligned to the batch size reproduce the single-process matrix exactly."""
-    whole = ev.evaluate(tiny, digits.x, digits.y, RANDOM, index=digits.index, batch_size=32, progress=False)
+    opts = EvalOptions(batch_size=32, progress=False)
+    whole = evaluate(tiny, digits.x, digits.y, RANDOM, opts, index=digits.index)
     parts = []
     for lo, hi in ((0, 64), (64, N)):
-        parts.append(ev.evaluate(tiny, digits.x[lo:hi], digits.y[lo:hi], RANDOM, index=digits.index[lo:hi],
-                                 batch_size=32, progress=False))
+        parts.append(evaluate(tiny, digits.x[lo:hi], digits.y[lo:hi], RANDOM, opts, index=digits.index[lo:hi]))
     merged = merge_matrices(parts[::-1])
     np.testing.assert_array_equal(merged.index, whole.index)
     np.testing.assert_array_equal(merged.robust, whole.robust)
     np.testing.assert_allclose(merged.norm, whole.norm, equal_nan=True)
     # and a different seed changes the random starts (so the seed is really used)
-    other = ev.evaluate(tiny, digits.x, digits.y, {"noise": create_attack("noise", eps=0.3)}, seed=1,
-                        progress=False, full_matrix=True)
-    same = ev.evaluate(tiny, digits.x, digits.y, {"noise": create_attack("noise", eps=0.3)}, seed=0,
-                       progress=False, full_matrix=True)
+    other = evaluate(tiny, digits.x, digits.y, {"noise": create_attack("noise", eps=0.3)},
+                     EvalOptions(seed=1, progress=False, full_matrix=True))
+    same = evaluate(tiny, digits.x, digits.y, {"noise": create_attack("noise", eps=0.3)},
+                    EvalOptions(seed=0, progress=False, full_matrix=True))
     assert not np.array_equal(other.norm, same.norm)
 
 
@@ -139,23 +141,26 @@ class NoisyNet(nn.Module):
 def test_stochastic_model_detected_and_reproducible(tiny, digits):
     noisy = NoisyNet(tiny)
     state = torch.random.get_rng_state()
-    a = ev.evaluate(noisy, digits.x, digits.y, RANDOM, progress=False)
+    quiet = EvalOptions(progress=False)
+    a = evaluate(noisy, digits.x, digits.y, RANDOM, quiet)
     assert torch.equal(torch.random.get_rng_state(), state)  # the caller's RNG is untouched
-    b = ev.evaluate(noisy, digits.x, digits.y, RANDOM, progress=False)
-    assert a.meta["stochastic"] and not ev.evaluate(tiny, digits.x[:8], digits.y[:8], RANDOM,
-                                                    progress=False).meta["stochastic"]
+    b = evaluate(noisy, digits.x, digits.y, RANDOM, quiet)
+    assert a.meta["stochastic"] and not evaluate(tiny, digits.x[:8], digits.y[:8], RANDOM, quiet).meta["stochastic"]
     np.testing.assert_array_equal(a.robust, b.robust)
     np.testing.assert_array_equal(a.clean_pred, b.clean_pred)
 
 
 # ----------------------------------------------------------------------------------------------- run / resume
+QUIET = EvalOptions(progress=False)
+
+
 def models_for(tiny):
-    return [ev.ModelSpec("tiny", lambda: tiny, {"checkpoint_sha256": "t0"})]
+    return [ModelSpec("tiny", lambda: tiny, {"checkpoint_sha256": "t0"})]
 
 
 def test_run_resume_skips_finished_cells(tiny, digits, tmp_path, monkeypatch):
-    quiet = {"progress": False, "log": lambda s: None}
-    rows = ev.run_models(models_for(tiny), DET, digits, tmp_path, command="test", **quiet)
+    quiet = {"log": lambda s: None}
+    rows = run_models(models_for(tiny), DET, digits, tmp_path, QUIET, command="test", **quiet)
     assert {r["attack"] for r in rows} == {"clean", "FGSM", "PGD", "PGD-L2", "PGD-L2+Linf", "worst-case"}
     before = load(tmp_path)
 
@@ -167,7 +172,7 @@ def test_run_resume_skips_finished_cells(tiny, digits, tmp_path, monkeypatch):
         return original(self, model, x, y, generator)
 
     monkeypatch.setattr(Attack, "__call__", spy)
-    ev.run_models(models_for(tiny), DET, digits, tmp_path, command="again", **quiet)
+    run_models(models_for(tiny), DET, digits, tmp_path, QUIET, command="again", **quiet)
     assert calls == []  # every cell was finished: nothing re-attacked
     after = load(tmp_path)
     assert after["count"].tolist() == before["count"].tolist()
@@ -175,7 +180,7 @@ def test_run_resume_skips_finished_cells(tiny, digits, tmp_path, monkeypatch):
     assert run["commands"] == ["test", "again"]
 
     (tmp_path / "cells" / "tiny" / "PGD-L2.npz").unlink()  # only this cell is recomputed
-    ev.run_models(models_for(tiny), DET, digits, tmp_path, progress=False, log=lambda s: None)
+    run_models(models_for(tiny), DET, digits, tmp_path, QUIET, log=lambda s: None)
     assert set(calls) == {"pgd-l2"}
     assert load(tmp_path)["count"].tolist() == before["count"].tolist()
 
@@ -190,21 +195,21 @@ def test_interrupt_leaves_dir_consistent(tiny, digits, tmp_path, monkeypatch):
 
     monkeypatch.setattr(Attack, "__call__", interrupt_pgd)
     with pytest.raises(KeyboardInterrupt):
-        ev.run_models(models_for(tiny), DET, digits, tmp_path, progress=False, log=lambda s: None)
+        run_models(models_for(tiny), DET, digits, tmp_path, QUIET, log=lambda s: None)
     files = sorted(p.name for p in (tmp_path / "cells" / "tiny").iterdir())
     assert files == ["FGSM.npz", "clean.npz", "model.json"]  # finished cells only, no temp files
     monkeypatch.undo()
-    rows = ev.run_models(models_for(tiny), DET, digits, tmp_path, progress=False, log=lambda s: None)
+    rows = run_models(models_for(tiny), DET, digits, tmp_path, QUIET, log=lambda s: None)
     assert len(rows) == 6
 
 
 def test_other_configuration_in_same_dir_is_refused(tiny, digits, tmp_path):
-    ev.run_models(models_for(tiny), DET, digits, tmp_path, progress=False, log=lambda s: None)
+    run_models(models_for(tiny), DET, digits, tmp_path, QUIET, log=lambda s: None)
     with pytest.raises(BenchError, match="another configuration"):
-        ev.run_models(models_for(tiny), DET, digits, tmp_path, seed=3, progress=False, log=lambda s: None)
+        run_models(models_for(tiny), DET, digits, tmp_path, EvalOptions(seed=3, progress=False), log=lambda s: None)
     with pytest.raises(BenchError, match="different configuration"):  # cells of another checkpoint
-        spec = [ev.ModelSpec("tiny", lambda: tiny, {"checkpoint_sha256": "changed"})]
-        ev.run_models(spec, DET, digits, tmp_path, progress=False, log=lambda s: None)
+        spec = [ModelSpec("tiny", lambda: tiny, {"checkpoint_sha256": "changed"})]
+        run_models(spec, DET, digits, tmp_path, QUIET, log=lambda s: None)
 
 
 @dataclasses.dataclass
@@ -265,3 +270,9 @@ def test_run_command_passes_sets_r(tiny, tmp_path, monkeypatch, capsys):
         assert exc.value.code == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert err[-1].startswith("bench run: error: argument --passes: must be")
+
+
+def test_eval_options_refuse_bad_batch_size_and_normalise_device():
+    with pytest.raises(BenchError, match="batch size must be >= 1"):
+        EvalOptions(batch_size=0)
+    assert EvalOptions(device="cpu").device == torch.device("cpu")

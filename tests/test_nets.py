@@ -8,7 +8,9 @@ from functools import partial
 import pytest
 import torch
 
+from bench.core.errors import ModelCardError
 from bench.nets import (
+    DEFENCE_LAYERS,
     LWTA,
     GaussianSmoothing,
     IBPConv2d,
@@ -19,15 +21,15 @@ from bench.nets import (
     SmallCNN,
     WideResNet,
     act_factory,
+    backbone_names,
+    build_backbone,
     elbo_loss,
     is_stochastic,
     layer_factories,
     model_kl,
     surrogate,
 )
-from bench.nets.common import PreActBlock
-from bench.nets.preact_resnet import PreActBlock as ResNetBlock
-from bench.nets.wideresnet import WideBlock
+from bench.nets.layers.preact_block import PreActBlock
 
 
 def test_small_cnn_shapes_and_size():
@@ -80,7 +82,9 @@ def test_shared_preact_block_keeps_each_backbones_function_and_draws(backbone):
 
 
 def test_shared_preact_block_names():
-    assert WideBlock is PreActBlock is ResNetBlock  # one class; the old names stay importable
+    for model in (PreActResNet18(width=8), WideResNet(depth=10, width=1)):  # one block class serves both
+        blocks = [m for m in model.modules() if "Block" in type(m).__name__]
+        assert blocks and all(type(b) is PreActBlock for b in blocks)
     preact = PreActResNet18(width=8, in_channels=1).state_dict()
     wrn = WideResNet(depth=10, width=1, in_channels=1).state_dict()
     block = ["bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var", "bn1.num_batches_tracked",
@@ -261,3 +265,30 @@ def test_lwta_pair_fast_path_matches_general_definition():
     with surrogate(lw, temperature=0.5):
         hb = h.view(8, 3, 2, 5, 5)
         assert torch.allclose(lw(h), (hb * torch.softmax(hb / 0.5, 2)).view_as(h), atol=1e-6)
+
+
+def test_backbones_and_layers_register_themselves():
+    assert backbone_names() == ["preact-resnet18", "slwta-wrn34-1-published", "small-cnn", "wrn-D-W"]
+    assert DEFENCE_LAYERS.names() == ["ibp", "lwta", "plain", "pni", "relu"]
+    wrn = build_backbone("wrn-10-2", in_channels=1)  # the wrn-D-W family: depth and width from the name
+    assert type(wrn) is WideResNet and wrn.conv1.in_channels == 1 and wrn.fc.in_features == 64 * 2
+    assert len(wrn.block1) == 1  # (10 - 4) / 6 blocks per stage
+    assert type(build_backbone("small-cnn", widths=(4, 4, 4, 4))) is SmallCNN
+    conv, linear = layer_factories("ibp", tau=0.5)
+    assert isinstance(conv(3, 4, 3), IBPConv2d) and linear(3, 4).tau == 0.5
+    assert layer_factories("plain") == (torch.nn.Conv2d, torch.nn.Linear)
+    assert isinstance(act_factory("lwta", U=3)(6), LWTA) and act_factory("lwta", U=3)(6).U == 3
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: build_backbone("small_cnn"), r"^unknown backbone 'small_cnn' \(did you mean 'small-cnn'\?\)"),
+    (lambda: build_backbone("wrn-D-W"), "is a family"),
+    (lambda: act_factory("lwtaa"), r"^unknown defence layer 'lwtaa' \(did you mean 'lwta'\?\)"),
+    (lambda: layer_factories("pnl"), r"did you mean 'pni'"),
+    (lambda: act_factory("pni"), "not an activation"),
+    (lambda: layer_factories("lwta"), "no conv / linear layers"),
+])
+def test_unknown_names_are_one_line_errors(call, match):
+    with pytest.raises(ModelCardError, match=match) as e:
+        call()
+    assert "\n" not in str(e.value)

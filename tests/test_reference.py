@@ -96,7 +96,7 @@ def test_command_passes_seeds_and_no_art(tmp_path):
     import json
     from types import SimpleNamespace
 
-    from bench.tools.crosscheck import crosscheck_command
+    from bench.commands.crosscheck import main as crosscheck_command
 
     out = tmp_path / "cc.json"
     args = SimpleNamespace(model="tiny-digits", attacks="pgd-linf:eps=0.1:alpha=0.025", json_path=str(out),

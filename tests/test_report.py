@@ -9,7 +9,8 @@ import pytest
 from bench import report
 from bench.attacks.base import Attack
 from bench.data import load_eval
-from bench.eval import engine as ev
+from bench.eval import engine, runner
+from bench.eval.options import EvalOptions
 from bench.suites import Entry, Suite, get_suite
 from bench.train.tiny import train_tiny_digits
 
@@ -24,13 +25,13 @@ def runs(tmp_path_factory, tiny_digits_model):
     tiny = tiny_digits_model
     other = train_tiny_digits(epochs=2)  # a weaker second row
     data = load_eval("digits", 48)
-    models = [ev.ModelSpec("tiny", lambda: tiny, {"checkpoint_sha256": "a"}),
-              ev.ModelSpec("tiny-2ep", lambda: other, {"checkpoint_sha256": "b"})]
+    models = [runner.ModelSpec("tiny", lambda: tiny, {"checkpoint_sha256": "a"}),
+              runner.ModelSpec("tiny-2ep", lambda: other, {"checkpoint_sha256": "b"})]
     dirs = {}
     for suite in (get_suite("seed-table1"), PLATFORM_SMALL):
         out = tmp_path_factory.mktemp(suite.name)
-        ev.run_models(models, suite, data, out, batch_size=32, progress=False,
-                      command=f"bench run {suite.name}", log=lambda s: None)
+        runner.run_models(models, suite, data, out, EvalOptions(batch_size=32, progress=False),
+                          command=f"bench run {suite.name}", log=lambda s: None)
         report.write_report(out)
         dirs[suite.name] = out
     return dirs
@@ -82,7 +83,8 @@ def test_report_redraws_without_running_anything(runs, monkeypatch, tmp_path):
         raise AssertionError("bench report must not run an attack or load a model")
 
     monkeypatch.setattr(Attack, "__call__", forbidden)
-    monkeypatch.setattr(ev, "evaluate", forbidden)
+    monkeypatch.setattr(engine, "evaluate", forbidden)
+    monkeypatch.setattr(runner, "evaluate", forbidden)
     monkeypatch.setattr(zoo, "load_model", forbidden)
     assert main(["report", str(out)]) == 0
     assert (out / "leaderboard.md").read_text() == before

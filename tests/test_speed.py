@@ -69,21 +69,35 @@ def test_configure_threads_sets_torch(monkeypatch):
 
 # ----------------------------------------------------------------------------------------------- sections
 def test_headline_keys_lead_the_json(tmp_path, monkeypatch, capsys):
-    def fake(args, ctx):
+    from bench.commands.speed import main as speed_command
+    from bench.tools.speed import run
+
+    def fake(opts, ctx):
         return {"early_exit_speedup": 4.0, "slwta_wrn34_1_ms_per_image_b1": 3.5, "other": 1}
 
-    monkeypatch.setattr(speed, "SECTIONS", [])
-    speed.section("fake", headline={"early_exit_speedup": "early_exit_speedup",
-                                    "slwta_wrn34_1_ms_per_image_b1": "slwta_wrn34_1_ms_per_image_b1"},
-                  fmt=lambda name, res: f"table of {name}")(fake)
+    monkeypatch.setattr(run, "SECTIONS", [
+        speed.Section("fake", fake, headline={"early_exit_speedup": "early_exit_speedup",
+                                              "slwta_wrn34_1_ms_per_image_b1": "slwta_wrn34_1_ms_per_image_b1"},
+                      fmt=lambda name, res: f"table of {name}")])
     out = tmp_path / "s.json"
     args = argparse.Namespace(json_path=str(out), device="cpu", quick=False)
-    assert speed.speed_command(args) == 0
+    assert speed_command(args) == 0
     data = json.loads(out.read_text())
     assert list(data)[:2] == ["early_exit_speedup", "slwta_wrn34_1_ms_per_image_b1"]
     assert data["sections"]["fake"]["other"] == 1 and "machine" in data
     printed = capsys.readouterr().out
     assert "table of fake" in printed and "early_exit_speedup = 4.000" in printed
+
+
+def test_quick_skips_heavy_sections(monkeypatch):
+    from bench.tools.speed import run
+
+    ran = []
+    monkeypatch.setattr(run, "SECTIONS", [
+        speed.Section("light", lambda opts, ctx: ran.append("light") or {}),
+        speed.Section("heavy", lambda opts, ctx: ran.append("heavy") or {}, heavy=True)])
+    result = speed.run_speed(speed.SpeedOptions(quick=True), torch.device("cpu"))
+    assert ran == ["light"] and list(result["sections"]) == ["light"] and result["quick"]
 
 
 def test_suite_section_on_tiny_digits(tiny_digits_model, digits_eval):

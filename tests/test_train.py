@@ -1,9 +1,10 @@
 """Training recipes on digits: schedule draws, augmentation, one short epoch per recipe, resume, card
-update."""
+update, and the trainer's device flags (resident data, bf16 autocast, channels-last, LR scaling) on the CPU."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import signal
 import subprocess
@@ -18,7 +19,8 @@ import torch
 
 from bench import zoo
 from bench.core.io import REPO_ROOT
-from bench.train import MixedSchedule, Recipe, augment, parse_number, toml_value, train, write_result
+from bench.train import MixedSchedule, Recipe, Trainer, augment, parse_number, scaled_lr, train
+from bench.zoo.writing import toml_value, write_result
 
 SMALL_CARDS = ["regular", "pni", "smoothing", "gaussian-smoothing", "smoothing-pgd", "smoothing-pgd-fgsm",
                "smoothing-pgd-fgsm-cw", "smoothing-pgd-fgsm-cw-pni", "pgd-at", "slwta"]
@@ -166,8 +168,8 @@ def test_kill_then_resume_continues(tmp_path):
     runs = REPO_ROOT / "runs" / "pgd-at-digits"
     last = runs / "last.pt"
     last.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "bench.train", "pgd-at", "--dataset", "digits", "--epochs", "6",
-           "--out", str(tmp_path / "m.pt"), "--no-progress"]
+    cmd = [sys.executable, "-m", "bench", "train", "pgd-at", "--data", "digits", "--epochs", "6",
+           "--out", str(tmp_path / "m.pt")]
     p = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     t0 = time.time()
     while not last.is_file() and time.time() - t0 < 300:
@@ -187,3 +189,86 @@ def test_fit_minutes_shortens_the_schedule(tmp_path):
     res = train(card, epochs=500, fit_minutes=0.1, max_batches=2, batch_size=32, device="cpu", progress=False,
                 runs_dir=tmp_path, log=lambda m: None)
     assert res.epochs < 500 and res.epochs_done == res.epochs or not res.finished
+
+
+# ------------------------------------------------------------------ device flags (issue 17), exercised on CPU
+def _trainer(tmp_path: Path, name: str = "pgd-at", steps: int = 3, **flags) -> Trainer:
+    card = digits_card(name, tmp_path)
+    tr = Trainer(card, epochs=1, max_batches=steps, batch_size=32, device="cpu", progress=False,
+                 run_dir=tmp_path / "run", **flags)
+    tr.augment = True  # digits normally skip crop / flip: exercise the on-device augmentation too
+    return tr
+
+
+def _weights_after_epoch(tr: Trainer) -> dict[str, torch.Tensor]:
+    tr.run_epoch()
+    return {k: v.detach().float().contiguous().clone() for k, v in tr.model.state_dict().items()}
+
+
+def test_same_settings_give_bit_identical_weights(tmp_path):
+    a = _weights_after_epoch(_trainer(tmp_path))
+    b = _weights_after_epoch(_trainer(tmp_path))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resident_data_matches_host_data(tmp_path):
+    resident = _trainer(tmp_path, resident=True)
+    assert resident.x.device == resident.device and resident.x.dtype == torch.uint8  # uint8 where it lives
+    a = _weights_after_epoch(resident)  # each trainer seeds the global RNG when built: build, then run
+    host = _trainer(tmp_path, resident=False)
+    assert host.data_device == torch.device("cpu")
+    b = _weights_after_epoch(host)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_channels_last_matches_contiguous_within_float_tolerance(tmp_path):
+    cl = _trainer(tmp_path, channels_last=True)
+    convs = [m.weight for m in cl.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    a = _weights_after_epoch(cl)
+    xb, _ = cl.batch(torch.arange(4))
+    assert xb.is_contiguous(memory_format=torch.channels_last)
+    b = _weights_after_epoch(_trainer(tmp_path, channels_last=False))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_bf16_autocast_on_cpu(tmp_path):
+    assert not _trainer(tmp_path, "regular").amp  # on the CPU autocast is off unless asked for
+    tr = _trainer(tmp_path, "regular", amp=True)
+    assert tr.amp
+    seen = []
+    conv = next(m for m in tr.model.modules() if isinstance(m, torch.nn.Conv2d))
+    conv.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    a = _weights_after_epoch(tr)
+    assert seen and all(d == torch.bfloat16 for d in seen)
+    assert all(v.dtype == torch.float32 for v in tr.model.state_dict().values() if v.is_floating_point())
+    assert all(math.isfinite(h["loss"]) for h in tr.history)
+    b = _weights_after_epoch(_trainer(tmp_path, "regular", amp=False))
+    for k in a:  # bf16 rounds activations to 8 mantissa bits: close to fp32 after a few steps, not equal
+        torch.testing.assert_close(a[k], b[k], rtol=0.05, atol=0.02, msg=k)
+
+
+def test_step_keeps_results_on_the_device(tmp_path, monkeypatch):
+    """No host synchronisation in a step: nothing reads a tensor's value back (item / bool / int / float)."""
+    tr = _trainer(tmp_path, "regular")
+    xb, yb = tr.batch(torch.arange(32))
+
+    def forbidden(self, *a, **k):
+        raise AssertionError("host sync in Trainer.step")
+
+    for attr in ("item", "tolist", "__bool__", "__int__", "__float__"):
+        monkeypatch.setattr(torch.Tensor, attr, forbidden)
+    loss, correct = tr.step(xb, yb)
+    monkeypatch.undo()
+    assert loss.item() > 0 and 0 <= int(correct) <= 32
+
+
+def test_large_batch_scales_the_lr_linearly(tmp_path):
+    card = digits_card("regular", tmp_path)
+    r = Recipe.from_card(card)
+    assert scaled_lr(r, 2 * r.batch_size) == pytest.approx(2 * r.lr)
+    tr = Trainer(card, epochs=1, batch_size=64, device="cpu", progress=False, run_dir=tmp_path, scale_lr=True)
+    assert tr.lr == pytest.approx(r.lr * 64 / r.batch_size)
+    assert tr.opt.param_groups[0]["initial_lr"] == pytest.approx(tr.lr)
+    assert Trainer(card, epochs=1, batch_size=64, device="cpu", progress=False, run_dir=tmp_path).lr == r.lr

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ import torch
 
 from bench import zoo
 from bench.core.errors import ModelCardError
-from bench.core.io import sha256_file
+from bench.core.io import REPO_ROOT, sha256_file
 from bench.nets import is_stochastic
 
 EXPECTED = {"regular", "pni", "smoothing", "smoothing-pgd", "smoothing-pgd-fgsm", "smoothing-pgd-fgsm-cw",
@@ -129,7 +131,7 @@ def _published_path() -> Path:
 @pytest.mark.skipif(not _published_path().is_file(),
                     reason="published SLWTA checkpoint absent (set BENCH_DATA_DIR to ../shared/data)")
 def test_published_checkpoint_loads_strictly():
-    from bench.nets.slwta_published import UNUSED_PREFIXES, SLWTAWideResNet
+    from bench.nets.backbones.slwta_published import UNUSED_PREFIXES, SLWTAWideResNet
 
     card = zoo.get_card("slwta-wrn34-1-panousis2021")
     assert card.sha256 == PUBLISHED_SHA and card.trained and card.external
@@ -170,3 +172,18 @@ def test_published_clean_accuracy_matches_authors():
     ev = load_eval("cifar10")
     acc, _ = zoo.clean_accuracy(zoo.load_model("slwta-wrn34-1-panousis2021"), ev.x, ev.y, passes=10)
     assert acc == pytest.approx(0.868, abs=0.015)
+
+
+@pytest.mark.parametrize("module", ["bench.zoo.cards", "bench.zoo"])
+def test_cards_are_torch_free(module):
+    """Listing the zoo (``bench list models``, ``bench report``'s row order) never imports torch."""
+    code = (f"import sys, {module} as m; m.list_cards(); m.get_card('regular').checkpoint_path(); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_loading_names_served_lazily():
+    assert zoo.load_model is zoo.loading.load_model and "build_model" in dir(zoo)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        zoo.nope  # noqa: B018

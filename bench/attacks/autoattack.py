@@ -4,7 +4,8 @@ Two registered flavours (methods.md, "AutoAttack"):
   * ``autoattack`` (standard, deterministic models): APGD-CE, APGD-T (9 target classes), FAB-T (9 targets),
     Square (5,000 queries), each run only on the samples that the previous ones did not fool;
   * ``autoattack-rand`` (stochastic models): APGD-CE and APGD-DLR, each with EOT over ``eot`` = 20 passes.
-``norm`` is ``'linf'`` (``eps`` default 8/255) or ``'l2'`` (``eps`` default 0.5); pixels in [0, 1].
+``norm`` is ``'linf'`` (``eps`` default :data:`~bench.core.budgets.EPS_LINF`) or ``'l2'`` (``eps`` default
+:data:`~bench.core.budgets.EPS_L2`); pixels in [0, 1], ``eps`` in the same units.
 
 Faithfulness: ``steps`` (APGD and FAB iterations) defaults to 100, the reference implementation's value
 (fra31/auto-attack). ``torchattacks.AutoAttack`` itself leaves its components at their own default of 10
@@ -20,15 +21,6 @@ torchattacks components seed torch's global RNG (``torch.manual_seed(seed)``): w
 ``generator`` and run them inside ``torch.random.fork_rng``, so the caller's RNG is untouched and a
 stochastic model's noise during the attack is reproducible. The output is projected once more onto the
 budget (a no-op up to float rounding) before the base class asserts it.
-
-CPU cost (measured with 1 thread on 2 shared cores, 32 digits images 1x8x8, the 40k-parameter
-``bench.train.tiny`` CNN and its PNI / LWTA variants from ``tests/test_diagnostics.py``):
-``autoattack`` L-inf 0.70 s per image at 8/255 (94 % of the images stay robust, so every component runs on
-them: APGD-T and FAB-T are 9 targets x 100 steps each, Square 5,000 queries), 0.42 s at eps 0.15 (16 %
-robust), L2 0.5: 0.52 s; ``autoattack-rand`` (2 x 100 steps x EOT 20 = 4,000 forward/backward passes per
-image) 0.42 s (PNI) to 0.58 s (LWTA) per image. The cost scales with the model's forward/backward time: a
-CIFAR-10 ResNet is roughly 100-1000x slower per pass on a CPU, so run AutoAttack on a GPU or on few images,
-and rely on the harness's resumable (model, attack) cells.
 """
 
 from __future__ import annotations
@@ -37,16 +29,19 @@ import dataclasses
 from typing import ClassVar
 
 import torch
+import torchattacks
 from torch import nn
 
 from bench.attacks.base import Attack, project_l2_, project_linf_
 from bench.attacks.registry import register_attack
+from bench.core.budgets import EPS_L2, EPS_LINF
 from bench.core.errors import AttackConfigError
+from bench.core.rng import seeded_rng
 
 STANDARD = "apgd-ce,apgd-t,fab-t,square"
 RAND = "apgd-ce,apgd-dlr"
 COMPONENTS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square")
-DEFAULT_EPS = {"linf": 8 / 255, "l2": 0.5}
+DEFAULT_EPS = {"linf": EPS_LINF, "l2": EPS_L2}
 _TA_NORM = {"linf": "Linf", "l2": "L2"}
 
 
@@ -59,11 +54,12 @@ def _seed_from(generator: torch.Generator) -> int:
 class AutoAttack(Attack):
     """AutoAttack ensemble (standard: APGD-CE, APGD-T, FAB-T, Square) via torchattacks' components.
 
-    ``eps`` None means 8/255 for L-inf and 0.5 for L2. ``eot`` > 1 averages every APGD gradient over that many
+    ``eps`` None means :data:`DEFAULT_EPS` of the norm. ``eot`` > 1 averages every APGD gradient over that many
     stochastic passes (the "rand" flavour). ``n_classes`` None reads the number of logits from one forward."""
 
     name: ClassVar[str] = "autoattack"
     description: ClassVar[str] = "AutoAttack (torchattacks components, reference settings)"
+    roles: ClassVar[frozenset[str]] = frozenset({"white-box", "autoattack", "eot"})
     randomized: ClassVar[bool] = True
 
     norm: str = "linf"  # type: ignore[misc]  # an instance field here: AutoAttack runs in either norm
@@ -94,18 +90,12 @@ class AutoAttack(Attack):
     def component_list(self) -> list[str]:
         return [c.strip() for c in self.components.split(",") if c.strip()]
 
-    @property
-    def cost_hint(self) -> float:
-        """Forward+backward passes per robust image (for ordering a cascade): APGD steps x EOT, 9 targets
-        each for APGD-T and FAB-T, the Square queries."""
-        per = {"apgd-ce": self.steps * self.eot, "apgd-dlr": self.steps * self.eot,
-               "apgd-t": 9 * self.steps * self.eot, "fab-t": 9 * self.steps, "square": self.n_queries}
-        return float(sum(per[c] for c in self.component_list()))
+    def cost(self) -> float:
+        """``steps x eot`` (the cascade's ordering key; the ensemble runs last among the standard attacks)."""
+        return float(self.steps * self.eot)
 
     def build(self, model: nn.Module, n_classes: int, seed: int):
         """The torchattacks attack object (one component, or a MultiAttack of several) on ``model``."""
-        import torchattacks
-
         kw = {"norm": _TA_NORM[self.norm], "eps": self.eps, "seed": seed, "verbose": False}
         made = []
         for c in self.component_list():
@@ -127,8 +117,6 @@ class AutoAttack(Attack):
     ) -> torch.Tensor:
         if len(x) == 0:
             return x.clone()
-        from bench.eval.stochastic import seeded_rng
-
         seed = _seed_from(generator)
         x, y = x.contiguous(), y.contiguous()
         with seeded_rng(seed, x.device):

@@ -1,11 +1,13 @@
 """The attack base class and the few primitives every attack shares (written once, imported everywhere).
 
 Conventions: images are float32 NCHW with pixels in [0, 1]; ``eps`` and ``alpha`` are in the same units
-(8/255 ~= 0.0314). An attack is a callable ``attack(model, x, y, generator=None) -> x_adv`` that:
+(the standard budgets are in :mod:`bench.core.budgets`). An attack is a callable
+``attack(model, x, y, generator=None) -> x_adv`` that:
   * puts the model in ``eval()`` with frozen parameters for its duration and restores both afterwards;
   * touches no global RNG: randomness comes from the explicit ``generator`` (or a fresh seeded one);
   * returns float32 images in [0, 1] inside its budget, asserted before returning.
-Parameters are dataclass fields with defaults; invalid values fail at construction with one line.
+Parameters are dataclass fields with defaults; invalid values fail at construction with one line. Each attack
+states its cost (:meth:`Attack.cost`) and its roles for the diagnostics (:data:`ROLES`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ from torch import nn
 from bench.core.errors import AttackConfigError
 
 NORMS = ("linf", "l2", "none")
+#: What an attack is, for the diagnostics' comparisons (:func:`bench.attacks.names_with_role`):
+#: single-step (one gradient step), iterative (multi-step L-inf PGD on the real model), white-box (gradients
+#: of the real model), adaptive (surrogate / BPDA / transfer gradients), autoattack (the AutoAttack
+#: ensemble), own (our kernels, comparable with AutoAttack's), eot (uses the real model's gradients, so
+#: needs EOT on a stochastic model).
+ROLES = ("single-step", "iterative", "white-box", "adaptive", "autoattack", "own", "eot")
 BUDGET_TOL = 1e-5  # float32 slack on the budget assertion: eps + 1e-5 in [0, 1] units
 
 
@@ -57,7 +65,7 @@ def ce_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     Each sample's input gradient is its own gradient divided by the batch size. The attacks only use
     its sign (L-inf) or its direction (L2), so the scale does not matter; the mean (rather than the sum)
     keeps our iterates bit-identical to torchattacks' for any batch size (a sum differs in the last bits
-    when the batch size is not a power of two, and 20 PGD-L2 steps amplify that to 5e-5 on 397 digits)."""
+    when the batch size is not a power of two)."""
     return F.cross_entropy(logits, y)
 
 
@@ -156,13 +164,15 @@ def check_inputs(x: torch.Tensor, y: torch.Tensor) -> None:
 class Attack:
     """Base class: subclasses are dataclasses whose fields are the attack's typed parameters.
 
-    Subclasses set ``name``, ``norm`` and implement :meth:`perturb`; they may override
-    :meth:`effective_eps` and :meth:`validate`.
+    Subclasses set ``name``, ``norm``, ``roles`` and implement :meth:`perturb`; they may override
+    :meth:`cost`, :meth:`effective_eps` and :meth:`validate`.
     """
 
     name: ClassVar[str] = "attack"
     norm: ClassVar[str] = "none"
     description: ClassVar[str] = ""
+    #: the attack's roles (a subset of :data:`ROLES`); a registration may give a name other roles
+    roles: ClassVar[frozenset[str]] = frozenset()
     #: True when the output depends on the generator (random start, noise, restarts).
     randomized: ClassVar[bool] = False
 
@@ -203,6 +213,12 @@ class Attack:
         """The largest perturbation the attack can actually produce (``min(eps, steps * alpha)`` for
         PGD without random start); equal to the nominal budget unless a subclass says otherwise."""
         return self.budget
+
+    def cost(self) -> float:
+        """Forward+backward passes per image, to order the early-exit cascade (cheapest first): one for a
+        single gradient step; multi-step attacks multiply steps x restarts x EOT x search rounds, an attack
+        without gradients says 0.5."""
+        return 1.0
 
     def spec(self) -> str:
         """``name(k=v, ...)``: a compact one-line description."""

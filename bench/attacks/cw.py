@@ -10,12 +10,12 @@ per sample starting at ``c`` (x10 until a first success, then bisection); ``'fix
 perturbation (success = margin < -kappa) over every step of every round.
 
 What it returns: CW is a minimum-norm attack, so ``__call__`` gives an image within the L2 ``threshold``
-(default 0.5, methods.md's "robust at L2 <= 0.5"): the smallest adversarial image when its norm is
-<= threshold, else the clean image. The unthresholded result is available two ways: :meth:`CWL2.minimize`
-returns a :class:`CWResult` (images, norms, success), and after every call ``attack.last_norms`` holds the
-per-sample norms (``inf`` where no adversarial image was found, 0 where the clean image already fools the
-model) and ``attack.last_success`` the success flags. ``threshold=None`` returns the unthresholded images.
-Units: pixels in [0, 1]; norms are Euclidean norms of the whole-image perturbation.
+(default :data:`bench.core.budgets.EPS_L2`, methods.md's "robust at L2 <= 0.5"): the smallest adversarial
+image when its norm is <= threshold, else the clean image. The unthresholded result is available two ways:
+:meth:`CWL2.minimize` returns a :class:`CWResult` (images, norms, success), and after every call
+``attack.last_norms`` holds the per-sample norms (``inf`` where no adversarial image was found, 0 where the
+clean image already fools the model) and ``attack.last_success`` the success flags. ``threshold=None``
+returns the unthresholded images. Units: pixels in [0, 1]; norms are Euclidean norms of the whole-image perturbation.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from torch import nn
 
 from bench.attacks.base import Attack, _per_sample, check_inputs, frozen_eval, l2_norm, margin
 from bench.attacks.registry import register_attack
+from bench.core.budgets import EPS_L2
 from bench.core.errors import AttackConfigError
 
 MODES = ("search", "fixed")
@@ -57,6 +58,7 @@ class CWL2(Attack):
     name: ClassVar[str] = "cw-l2"
     norm: ClassVar[str] = "l2"
     description: ClassVar[str] = "Carlini-Wagner L2 (Adam, binary search over c), robust at L2 <= threshold"
+    roles: ClassVar[frozenset[str]] = frozenset({"eot"})
 
     c: float = 0.1
     kappa: float = 0.0
@@ -65,7 +67,7 @@ class CWL2(Attack):
     lr: float = 0.01
     search_steps: int = 9
     mode: str = "search"
-    threshold: float | None = 0.5
+    threshold: float | None = EPS_L2
 
     def __post_init__(self) -> None:
         self.last_norms: torch.Tensor | None = None
@@ -76,6 +78,10 @@ class CWL2(Attack):
         super().validate()
         if self.mode not in MODES:
             raise AttackConfigError(f"{self.name}: unknown mode {self.mode!r}, choose one of {MODES}")
+
+    def cost(self) -> float:
+        """``steps`` Adam steps per round: ``search_steps`` rounds in search mode, one with a fixed ``c``."""
+        return float(self.steps * (self.search_steps if self.mode == "search" else 1))
 
     @property
     def budget(self) -> float | None:

@@ -1,7 +1,7 @@
 """Fast gradient sign method (Goodfellow et al. 2015): ``x' = clip(x + eps * sign(grad_x CE), 0, 1)``.
 
 One forward and one input-gradient pass (``eot`` of them for a stochastic model). ``eps`` is an L-inf
-budget in [0, 1] pixel units (8/255 ~= 0.0314).
+budget in [0, 1] pixel units (default :data:`bench.core.budgets.EPS_LINF`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from torch import nn
 
 from bench.attacks.base import Attack, input_grad
 from bench.attacks.registry import register_attack
+from bench.core.budgets import EPS_LINF
 
 
 @register_attack("fgsm")
@@ -24,8 +25,9 @@ class FGSM(Attack):
     name: ClassVar[str] = "fgsm"
     norm: ClassVar[str] = "linf"
     description: ClassVar[str] = "FGSM (Goodfellow): one signed-gradient step of size eps"
+    roles: ClassVar[frozenset[str]] = frozenset({"single-step", "white-box", "own", "eot"})
 
-    eps: float = 8 / 255
+    eps: float = EPS_LINF
     eot: int = 1
     loss: str = "ce"
 

@@ -3,7 +3,7 @@
 ``dist='uniform'``: each pixel moves by U(-eps, eps). ``dist='gaussian'``: N(0, sigma^2) per pixel
 (``sigma`` None means ``eps / 2``), clipped to the ball. Then clipped to [0, 1]. With ``samples > 1`` the
 attack draws up to that many noise images per sample and keeps the first one that fools the model
-(samples already fooled are not drawn again). Units: pixels in [0, 1].
+(samples already fooled are not drawn again). Units: pixels in [0, 1], ``eps`` and ``sigma`` in the same units.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from torch import nn
 
 from bench.attacks.base import Attack, project_linf_
 from bench.attacks.registry import register_attack
+from bench.core.budgets import EPS_LINF
 from bench.core.errors import AttackConfigError
 
 DISTS = ("uniform", "gaussian")
@@ -31,7 +32,7 @@ class Noise(Attack):
     description: ClassVar[str] = "random noise in the L-inf ball (uniform or gaussian): the baseline"
     randomized: ClassVar[bool] = True
 
-    eps: float = 8 / 255
+    eps: float = EPS_LINF
     dist: str = "uniform"
     sigma: float | None = None
     samples: int = 1
@@ -40,6 +41,10 @@ class Noise(Attack):
         super().validate()
         if self.dist not in DISTS:
             raise AttackConfigError(f"{self.name}: unknown dist {self.dist!r}, choose one of {DISTS}")
+
+    def cost(self) -> float:
+        """No gradient: half a forward+backward pass per image."""
+        return 0.5
 
     def _draw(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if self.dist == "uniform":

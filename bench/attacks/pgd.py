@@ -8,8 +8,8 @@ it needs no check; with restarts, one forward on each restart's last iterate dec
 ``early_stop=False`` every sample does every step and the result is the last iterate: the exact torchattacks
 iteration (same operations in the same order), which the cross-check matches to 1e-5.
 
-Units: pixels in [0, 1]; ``eps``/``alpha`` in the same units (L-inf: 8/255 per pixel; L2: Euclidean norm of
-the whole image perturbation).
+Units: pixels in [0, 1]; ``eps``/``alpha`` in the same units (L-inf: per pixel; L2: Euclidean norm of the
+whole image perturbation); defaults from :mod:`bench.core.budgets`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from torch import nn
 
 from bench.attacks.base import Attack, _per_sample, input_grad, l2_norm, project_l2_, project_linf_
 from bench.attacks.registry import register_attack
+from bench.core.budgets import ALPHA_LINF, EPS_L2, EPS_LINF
 
 #: Added to the per-sample gradient norm before the L2 step divides by it (as torchattacks'
 #: ``eps_for_division``).
@@ -32,14 +33,20 @@ GRAD_NORM_EPS = 1e-10
 class _PGD(Attack):
     """Shared PGD loop; subclasses define the random start and the step (both in place)."""
 
-    eps: float = 8 / 255
-    alpha: float | None = 2 / 255
+    roles: ClassVar[frozenset[str]] = frozenset({"white-box", "own", "eot"})
+
+    eps: float = EPS_LINF
+    alpha: float | None = ALPHA_LINF
     steps: int = 10
     random_start: bool = True
     restarts: int = 1
     early_stop: bool = True
     eot: int = 1
     loss: str = "ce"
+
+    def cost(self) -> float:
+        """``steps x restarts x eot`` forward+backward passes per image (an upper bound under early stop)."""
+        return float(self.steps * self.restarts * self.eot)
 
     @property
     def randomized(self) -> bool:  # type: ignore[override]
@@ -115,6 +122,7 @@ class PGDLinf(_PGD):
     name: ClassVar[str] = "pgd-linf"
     norm: ClassVar[str] = "linf"
     description: ClassVar[str] = "PGD L-inf (Madry): sign steps, first success kept per sample"
+    roles: ClassVar[frozenset[str]] = frozenset({"iterative", "white-box", "own", "eot"})
 
     def _start(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         noise = torch.empty_like(x).uniform_(-self.eps, self.eps, generator=generator)
@@ -132,7 +140,7 @@ class PGDL2(_PGD):
     the ball (direction uniform on the sphere, radius ``eps * u^(1/d)``). ``alpha`` None/0 means
     ``2.5 * eps / steps`` (methods.md's standard budget)."""
 
-    eps: float = 0.5
+    eps: float = EPS_L2
     alpha: float | None = None
     steps: int = 20
 

@@ -1,17 +1,17 @@
 """Command line: ``bench list | crosscheck | speed | train | run | report | check``.
 
-Each subcommand parses its flags here and delegates to ``<module>.<function>(args)`` in the module that
-owns the concept (imported lazily so ``bench --help`` stays fast). A :class:`bench.core.errors.BenchError`
-becomes one line on stderr and exit status 2.
+Each subcommand parses its flags here and delegates to ``main(args)`` of its own thin module in
+:mod:`bench.commands`, which imports the heavy modules only when it runs (``bench --help`` loads no torch). A
+:class:`bench.core.errors.BenchError` becomes one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 
+from bench.commands import check, crosscheck, listing, report, run, speed, train
 from bench.core import __version__
 from bench.core.errors import BenchError
 
@@ -53,48 +53,8 @@ def _passes(text: str) -> int:
     return r
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
-    ap.add_argument("--version", action="version", version=f"bench {__version__}")
-    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-
-    p = sub.add_parser("list", help="list attacks, models or suites")
-    p.add_argument("what", choices=["attacks", "models", "suites"])
-    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'pgd*'")
-    p.set_defaults(handler="bench.commands.listing:list_command")
-
-    p = sub.add_parser("crosscheck", help="compare our kernels with torchattacks and ART on one model")
-    p.add_argument("--model", default="tiny-digits",
-                   help="a zoo model name, 'tiny-digits' (trained on the fly), or PATH.pt:builder")
-    p.add_argument("--attacks", default="all", help="comma-separated attack names (default: all)")
-    p.add_argument("--json", dest="json_path", default=None, help="write the comparison to this JSON file")
-    p.add_argument("--seeds", type=int, default=8,
-                   help="paired seeds per randomised row (random start, noise, stochastic model; default 8)")
-    p.add_argument("--no-art", action="store_true",
-                   help="leave ART out (compare with torchattacks only; rows only ART checks get 'n/a')")
-    _add_data_flags(p)
-    p.set_defaults(handler="bench.tools.crosscheck:crosscheck_command", n=128)
-
-    p = sub.add_parser("speed", help="time our kernels against torchattacks, ART and the hardware limit")
-    p.add_argument("--json", dest="json_path", default=None, help="write the timings to this JSON file")
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--repeats", type=int, default=3, help="timed repetitions (median is reported)")
-    p.add_argument("--quick", action="store_true", help="small CNN only (skip WRN and suite timings)")
-    _add_data_flags(p)
-    p.set_defaults(handler="bench.tools.speed:speed_command")
-
-    p = sub.add_parser("train", help="train a model card's checkpoint (resumable)")
-    p.add_argument("name", help="model card name (see `bench list models`)")
-    p.add_argument("--epochs", type=int, default=None, help="override the card's epochs")
-    p.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
-    p.add_argument("--out", default=None, help="checkpoint path (default: the card's)")
-    p.add_argument("--update-card", action="store_true", help="write sha256, time and accuracy into the card")
-    p.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch that passes this")
-    p.add_argument("--batch-size", type=int, default=None)
-    _add_data_flags(p)
-    p.set_defaults(handler="bench.train:train_command")
-
+def _add_run_parser(sub) -> None:
+    """``bench run``'s flags."""
     p = sub.add_parser("run", help="evaluate models under an attack suite and write records + leaderboard")
     p.add_argument("--models", default="all", help="all, comma-separated names, or a glob ('smoothing*')")
     p.add_argument("--suite", default=None, help="attack suite (see `bench list suites`)")
@@ -110,17 +70,65 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="write records only")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_data_flags(p)
-    p.set_defaults(handler="bench.eval.engine:run_command")
+    p.set_defaults(handler=run.main)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--version", action="version", version=f"bench {__version__}")
+    ap.set_defaults(uses_torch=True)  # `bench report` reads files only: no torch, no thread setup
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("list", help="list attacks, models or suites")
+    p.add_argument("what", choices=["attacks", "models", "suites"])
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'pgd*'")
+    p.set_defaults(handler=listing.main)
+
+    p = sub.add_parser("crosscheck", help="compare our kernels with torchattacks and ART on one model")
+    p.add_argument("--model", default="tiny-digits",
+                   help="a zoo model name, 'tiny-digits' (trained on the fly), or PATH.pt:builder")
+    p.add_argument("--attacks", default="all", help="comma-separated attack names (default: all)")
+    p.add_argument("--json", dest="json_path", default=None, help="write the comparison to this JSON file")
+    p.add_argument("--seeds", type=int, default=8,
+                   help="paired seeds per randomised row (random start, noise, stochastic model; default 8)")
+    p.add_argument("--no-art", action="store_true",
+                   help="leave ART out (compare with torchattacks only; rows only ART checks get 'n/a')")
+    _add_data_flags(p)
+    p.set_defaults(handler=crosscheck.main, n=128)
+
+    p = sub.add_parser("speed", help="time our kernels against torchattacks, ART and the hardware limit")
+    p.add_argument("--json", dest="json_path", default=None, help="write the timings to this JSON file")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=3, help="timed repetitions (median is reported)")
+    p.add_argument("--quick", action="store_true", help="small CNN only (skip WRN and suite timings)")
+    _add_data_flags(p)
+    p.set_defaults(handler=speed.main)
+
+    p = sub.add_parser("train", help="train a model card's checkpoint (resumable)")
+    p.add_argument("name", help="model card name (see `bench list models`)")
+    p.add_argument("--epochs", type=int, default=None, help="override the card's epochs")
+    p.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
+    p.add_argument("--out", default=None, help="checkpoint path (default: the card's)")
+    p.add_argument("--update-card", action="store_true", help="write sha256, time and accuracy into the card")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch that passes this")
+    p.add_argument("--scale-lr", action="store_true",
+                   help="scale the learning rate linearly with --batch-size against the recipe's batch size")
+    p.add_argument("--batch-size", type=int, default=None)
+    _add_data_flags(p)
+    p.set_defaults(handler=train.main)
+
+    _add_run_parser(sub)
 
     p = sub.add_parser("report", help="redraw leaderboard and figures from records (runs no attack)")
     p.add_argument("dir", help="a results directory written by `bench run`")
-    p.set_defaults(handler="bench.report:report_command")
+    p.set_defaults(handler=report.main, uses_torch=False)
 
     p = sub.add_parser("check", help="re-measure committed results; exit 1 when robust accuracy drifts")
     p.add_argument("--results", default=None, help="committed results directory (default results/ci)")
     p.add_argument("--models", default=None, help="restrict to these models")
     p.add_argument("--device", default="cpu")
-    p.set_defaults(handler="bench.tools.check:check_command")
+    p.set_defaults(handler=check.main)
     return ap
 
 
@@ -145,13 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _split_data_flag(args)
     set_omp_wait_policy()  # before torch loads (bench.core.threads imports it)
-    from bench.core.threads import configure_threads
+    if args.uses_torch:
+        # imported here: keeps `bench --help` (and `bench report`) from loading torch
+        from bench.core.threads import configure_threads
 
-    configure_threads()  # one place for every command (bench.core.threads.default_threads says how many, and why)
-    module, func = args.handler.split(":")
+        configure_threads()  # one place for every command (bench.core.threads.default_threads: how many, and why)
     try:
-        handler = getattr(importlib.import_module(module), func)
-        rc = handler(args)
+        rc = args.handler(args)
     except BenchError as e:
         print(f"bench {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ def _fmt(v: object) -> str:
 
 def attack_rows(pattern: str = "*") -> list[list[str]]:
     """One row per registered attack: name, norm, parameters with defaults, description."""
+    # imported here: keeps `bench --help` from loading torch
     from bench.attacks.registry import _lookup, attack_defaults, attack_names
 
     rows = []
@@ -28,6 +29,7 @@ def attack_rows(pattern: str = "*") -> list[list[str]]:
 
 def model_rows(pattern: str = "*") -> list[list[str]]:
     """One row per model card: name, backbone, defence, clean accuracy, trained."""
+    # imported here: keeps `bench --help` from loading torch
     from bench.zoo import list_cards
 
     rows = []
@@ -41,6 +43,7 @@ def model_rows(pattern: str = "*") -> list[list[str]]:
 
 def suite_rows(pattern: str = "*") -> list[list[str]]:
     """One row per (suite, attack): suite, column label, attack spec."""
+    # imported here: keeps `bench --help` from loading torch
     from bench.suites import describe_suites
 
     rows = []
@@ -52,7 +55,7 @@ def suite_rows(pattern: str = "*") -> list[list[str]]:
     return rows
 
 
-def list_command(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     """Print the table for ``args.what`` filtered by ``args.pattern``."""
     if args.what == "attacks":
         rows, headers = attack_rows(args.pattern), ["attack", "norm", "parameters (defaults)", "what"]

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
+from tqdm import tqdm
 
 from bench.core.errors import DataError
 from bench.core.io import REPO_ROOT, cache_dir, sha256_file
@@ -166,9 +168,6 @@ def load_train(name: str = "cifar10", source: str = "npz", progress: bool = True
 
 
 def _decode_jpegs(blob: np.ndarray, offsets: np.ndarray, progress: bool) -> np.ndarray:
-    from PIL import Image
-    from tqdm import tqdm
-
     n = len(offsets) - 1
     out = np.empty((n, 32, 32, 3), dtype=np.uint8)
     for i in tqdm(range(n), desc="decoding CIFAR-10 JPEGs (once; cached)", disable=not progress, unit="img"):
@@ -178,6 +177,7 @@ def _decode_jpegs(blob: np.ndarray, offsets: np.ndarray, progress: bool) -> np.n
 
 
 def _torchvision_cifar10(train: bool) -> tuple[np.ndarray, np.ndarray]:
+    # function-level: torchvision takes seconds to import and only this optional source needs it
     from torchvision.datasets import CIFAR10
 
     root = os.environ.get("BENCH_TORCHVISION_ROOT", str(data_dir()))
@@ -196,6 +196,7 @@ _DIGITS_TRAIN = 1400
 
 def _digits() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's 1,797 8x8 digits as float32 (N, 1, 8, 8) in [0, 1]; first 1,400 train, rest eval."""
+    # function-level: scikit-learn takes a second to import and only the digits dataset needs it
     from sklearn.datasets import load_digits
 
     d = load_digits()

@@ -2,13 +2,13 @@
 
 ``torchrun --nproc_per_node N -m bench run ...`` (one machine, N processes or GPUs), ``torchrun --nnodes M
 --nproc_per_node N --rdzv-backend c10d --rdzv-endpoint HOST:PORT --rdzv-id JOB -m bench run ...`` (M
-machines) or ``bench run --workers N`` (launches the first form locally) give the same records, matrices,
-leaderboard and figures as one process. torch.distributed does the distribution: torchrun's rendezvous
-starts the ranks, one process group (``gloo`` on CPU; ``cpu:gloo,cuda:nccl`` on GPU, so the small object
-collectives below go over gloo) exchanges the shards, torchrun reports a dead rank.
+machines) or ``bench run --workers N`` (:mod:`bench.eval.launch` starts the first form locally) give the
+same records, matrices, leaderboard and figures as one process. torch.distributed does the distribution:
+torchrun's rendezvous starts the ranks, one process group (``gloo`` on CPU; ``cpu:gloo,cuda:nccl`` on GPU,
+so the small object collectives below go over gloo) exchanges the shards, torchrun reports a dead rank.
 
 Sharding (:func:`shard_bounds`): the ``n`` images are cut into blocks of ``batch_size`` consecutive
-positions (the unit of seeding in :func:`bench.eval.engine.evaluate`) and each rank gets a contiguous run of
+positions (the unit of seeding, :mod:`bench.eval.cells`) and each rank gets a contiguous run of
 whole blocks, the first ranks one block more when they do not divide evenly. Every batch and every seed is
 therefore the one a single process uses, so results do not depend on the number of ranks (stochastic
 models included). With fewer blocks than ranks some ranks are idle: a smaller ``--batch-size`` splits the
@@ -42,11 +42,8 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import re
-import shlex
 import signal
 import socket
-import subprocess
 import sys
 import time
 import traceback
@@ -57,9 +54,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from bench.core.errors import BenchError
-from bench.eval.engine import N_EXAMPLES, CellCache, samples_id
+from bench.core.threads import default_threads
+from bench.eval.cells import N_EXAMPLES, CellCache, samples_id
 from bench.results import Matrix, cell_path, merge_matrices, save_cell
 
 HOST = socket.gethostname()
@@ -79,18 +78,9 @@ def is_main() -> bool:
     return not is_distributed() or int(os.environ["RANK"]) == 0
 
 
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def threads_per_rank() -> int:
     """``$BENCH_THREADS``, else ``$OMP_NUM_THREADS``, else usable physical cores // local world size (at
     least 1): :func:`bench.core.threads.default_threads`, the one place that decides."""
-    from bench.core.threads import default_threads
-
     return default_threads()[0]
 
 
@@ -99,8 +89,6 @@ def init(device: torch.device) -> torch.device:
     ``device`` unchanged. CUDA: ``cuda:LOCAL_RANK`` with backend ``cpu:gloo,cuda:nccl``; CPU: ``gloo``."""
     if not is_distributed():
         return device
-    import torch.distributed as dist
-
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
@@ -114,8 +102,6 @@ def init(device: torch.device) -> torch.device:
 
 
 def _close() -> None:
-    import torch.distributed as dist
-
     if dist.is_initialized():
         dist.destroy_process_group()
 
@@ -136,7 +122,7 @@ def shard_bounds(n: int, batch_size: int, world_size: int) -> list[tuple[int, in
 
 
 class ShardCache(CellCache):
-    """A :class:`bench.eval.engine.CellCache` in ``DIR/cells/<model>/shards/<start>-<end>/`` that also keeps
+    """A :class:`bench.eval.cells.CellCache` in ``DIR/cells/<model>/shards/<start>-<end>/`` that also keeps
     the cells it read or wrote (arrays and full key) for the merge on rank 0."""
 
     def __init__(self, out: Path, model: str, key: dict, shard: str):
@@ -212,8 +198,6 @@ class Shard:
         :func:`bench.eval.engine.evaluate`), exchange statuses, and on rank 0 merge every shard into the
         model's matrix and write the merged cells; returns the merged matrix on rank 0, None elsewhere.
         Raises on every rank (rank 0: a one-line :class:`BenchError`) when any rank failed."""
-        import torch.distributed as dist
-
         cache = ShardCache(Path(out), model, key, shard=self.name)
         status = {"rank": self.rank, "host": HOST, "model": model, "start": self.start, "end": self.end,
                   "error": None}
@@ -269,8 +253,6 @@ def current_shard(n: int, batch_size: int) -> Shard | None:
     """This rank's :class:`Shard` of ``n`` images under torchrun (after :func:`init`), None outside it."""
     if not is_distributed():
         return None
-    import torch.distributed as dist
-
     if not dist.is_initialized():
         raise BenchError("bench.eval.distributed.init(device) must run before current_shard()")
     world, rank = dist.get_world_size(), dist.get_rank()
@@ -339,75 +321,7 @@ def merge_shards(payloads: list[dict], data, out: str | Path, model: str, n: int
     return matrix
 
 
-# ----------------------------------------------------------------------------------------------- launcher
-def _strip_workers(argv: list[str]) -> list[str]:
-    """``argv`` without ``--workers N`` / ``--workers=N`` (and argparse's abbreviations of it)."""
-    out, skip = [], False
-    for tok in argv:
-        if skip:
-            skip = False
-            continue
-        name = tok.split("=", 1)[0]
-        if len(name) >= 3 and "--workers".startswith(name):
-            skip = "=" not in tok
-            continue
-        out.append(tok)
-    return out
 
 
-def failure_line(tail: str, rc: int) -> str:
-    """One line from torchrun's failure report (its "Root Cause" block) at the end of ``tail``."""
-    root = tail.rsplit("Root Cause", 1)
-    if len(root) == 2:
-        text = root[1]
-        rank = re.search(r"rank\s*:\s*(\d+)", text)
-        code = re.search(r"exitcode\s*:\s*(-?\d+)", text)
-        msg = re.search(r"traceback\s*:\s*(.*)", text)
-        message = msg.group(1).strip() if msg else ""
-        if message.startswith("rank "):  # our own line (bench.eval.distributed wrote the error file)
-            return message
-        if rank:
-            if not message or message.startswith("To enable traceback"):
-                message = "see its error above"
-            return (f"rank {rank.group(1)} failed (exit code {code.group(1) if code else '?'}): {message}; "
-                    "finished shards are kept: rerun the same command to resume")
-    return f"torchrun exited with status {rc} (see its report above)"
-
-
-def launch_local(workers: int, argv: list[str] | None = None) -> int:
-    """``bench run --workers N``: run ``python -m torch.distributed.run --standalone --nproc_per_node N -m
-    bench run <the same arguments without --workers>``; a failure becomes one line naming the rank."""
-    if is_distributed():
-        raise BenchError("--workers launches torchrun itself: under torchrun, drop --workers")
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] != ["run"]:
-        raise BenchError("--workers needs the `bench run ...` command line (or call launch_local with argv)")
-    rest = _strip_workers(argv)
-    # "--" keeps torchrun's parser off bench's options (argparse prefix matching: "--n" is ambiguous there)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(workers),
-           "-m", "bench", "--", *rest]
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cores() // workers)))
-    env[LAUNCHER_ENV] = "1"
-    print(f"bench run: {workers} processes, {env['OMP_NUM_THREADS']} thread(s) each: "
-          f"torchrun --standalone --nproc_per_node {workers} -m bench -- {shlex.join(rest)}",
-          file=sys.stderr, flush=True)
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)
-    tail = b""
-    try:
-        fd = proc.stderr.fileno()
-        while chunk := os.read(fd, 1 << 16):  # relay torchrun's stderr as it comes, keep its tail
-            sys.stderr.buffer.write(chunk)
-            sys.stderr.buffer.flush()
-            tail = (tail + chunk)[-(1 << 16):]
-        rc = proc.wait()
-    except KeyboardInterrupt:  # torchrun got the same SIGINT and stops its ranks
-        proc.wait()
-        raise
-    if rc:
-        raise BenchError(failure_line(tail.decode(errors="replace"), rc))
-    return 0
-
-
-__all__ = ["Shard", "ShardCache", "current_shard", "failure_line", "init", "is_distributed", "is_main",
-           "launch_local", "merge_cells", "merge_shards", "shard_bounds", "threads_per_rank"]
+__all__ = ["LAUNCHER_ENV", "Shard", "ShardCache", "current_shard", "init", "is_distributed", "is_main",
+           "merge_cells", "merge_shards", "shard_bounds", "threads_per_rank"]

@@ -12,26 +12,15 @@ caller's RNG state is left exactly as it was. Units: accuracies are fractions in
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import torch
 from torch import nn
 
 from bench.attacks.base import frozen_eval
+from bench.attacks.eot import is_stochastic
+from bench.core.rng import seeded_rng
 
 #: Default number of stochastic passes for the mean-over-R accuracy (the issue's SLWTA acceptance uses 10).
 R_DEFAULT = 10
-
-
-@contextmanager
-def seeded_rng(seed: int, device: torch.device | str = "cpu") -> Iterator[None]:
-    """Torch's global RNG seeded with ``seed`` inside the block; the caller's state restored afterwards."""
-    device = torch.device(device)
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
 
 
 def _device(model: nn.Module, x: torch.Tensor) -> torch.device:
@@ -88,7 +77,5 @@ def is_stochastic_by_forward(model: nn.Module, x: torch.Tensor, seed: int = 0, p
 
     This is the behavioural check of methods.md (Evaluation integrity, item 6); it complements
     :func:`bench.nets.is_stochastic`, which inspects the layers. Seeded; the caller's RNG is untouched."""
-    from bench.attacks.eot import is_stochastic
-
     with seeded_rng(seed, _device(model, x)):
         return is_stochastic(model, x.to(_device(model, x)), passes=passes, atol=atol)

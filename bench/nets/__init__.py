@@ -1,77 +1,52 @@
-"""Backbones and defence layers of the model zoo.
+"""Backbones and defence layers of the model zoo, and their inference-only forms.
 
-* backbones: :class:`SmallCNN` (``small-cnn``), :class:`PreActResNet18` (``preact-resnet18``),
-  :class:`WideResNet` (``wrn-D-W``), the published SLWTA port :class:`SLWTAWideResNet`;
-* layers: :mod:`~bench.nets.pni` (parametric noise injection), :mod:`~bench.nets.lwta` (stochastic LWTA,
-  IBP prior, ELBO), :mod:`~bench.nets.smoothing` (Gaussian-noise smoothing wrapper);
-* :func:`surrogate` switches every stochastic layer of a model to its smooth deterministic stand-in
-  (for adaptive attacks); :func:`is_stochastic` says whether a model is random in ``eval()`` mode.
+* :mod:`~bench.nets.backbones`: :class:`SmallCNN` (``small-cnn``), :class:`PreActResNet18`
+  (``preact-resnet18``), :class:`WideResNet` (``wrn-D-W``), the published SLWTA port :class:`SLWTAWideResNet`;
+  :func:`build_backbone` builds one by name;
+* :mod:`~bench.nets.layers`: :class:`Normalize`, :class:`StochasticLayer`, the defence layers PNI, LWTA, IBP
+  (chosen by name through :func:`act_factory` / :func:`layer_factories`), the ELBO, Gaussian smoothing;
+  :func:`surrogate` switches every stochastic layer of a model to its smooth deterministic stand-in (for
+  adaptive attacks); :func:`is_stochastic` says whether a model is random in ``eval()`` mode;
+* :mod:`~bench.nets.fast`: BN folding, channels-last and traced copies, the fused LWTA kernel
+  (:mod:`~bench.nets.fast.lwta_ext`);
+* :mod:`~bench.nets.registry`: the backbone and defence-layer registries.
+
+Inputs are images with pixels in [0, 1]; every backbone normalises them itself.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from torch import nn
-
-from bench.nets.common import Normalize, StochasticLayer, act_factory, layer_factories
-from bench.nets.lwta import LWTA, IBPConv2d, IBPLinear, elbo_loss, model_kl
-from bench.nets.pni import PNIConv2d, PNILinear
-from bench.nets.preact_resnet import PreActResNet18
-from bench.nets.slwta_published import SLWTAWideResNet
-from bench.nets.small_cnn import SmallCNN
-from bench.nets.smoothing import GaussianSmoothing
-from bench.nets.wideresnet import WideResNet
+from bench.nets import backbones, fast, layers, registry
+from bench.nets.backbones import preact_resnet, slwta_published, small_cnn, wideresnet
+from bench.nets.backbones.preact_resnet import PreActResNet18
+from bench.nets.backbones.slwta_published import SLWTAWideResNet
+from bench.nets.backbones.small_cnn import SmallCNN
+from bench.nets.backbones.wideresnet import WideResNet
+from bench.nets.fast import lwta_ext, use_fused_kernel
+from bench.nets.layers import common, elbo, ibp, lwta, pni, smoothing, stochastic
+from bench.nets.layers.common import Normalize
+from bench.nets.layers.elbo import elbo_loss, model_kl
+from bench.nets.layers.ibp import IBPConv2d, IBPLinear
+from bench.nets.layers.lwta import LWTA
+from bench.nets.layers.pni import PNIConv2d, PNILinear
+from bench.nets.layers.smoothing import GaussianSmoothing
+from bench.nets.layers.stochastic import StochasticLayer, is_stochastic, stochastic_layers, surrogate
+from bench.nets.registry import (
+    BACKBONES,
+    DEFENCE_LAYERS,
+    act_factory,
+    backbone_names,
+    build_backbone,
+    layer_factories,
+    register_backbone,
+    register_layer,
+)
 
 __all__ = [
-    "LWTA", "GaussianSmoothing", "IBPConv2d", "IBPLinear", "Normalize", "PNIConv2d", "PNILinear",
-    "PreActResNet18", "SLWTAWideResNet", "SmallCNN", "StochasticLayer", "WideResNet", "act_factory",
-    "build_backbone", "elbo_loss", "is_stochastic", "layer_factories", "model_kl", "stochastic_layers",
-    "surrogate",
+    "BACKBONES", "DEFENCE_LAYERS", "LWTA", "GaussianSmoothing", "IBPConv2d", "IBPLinear", "Normalize",
+    "PNIConv2d", "PNILinear", "PreActResNet18", "SLWTAWideResNet", "SmallCNN", "StochasticLayer", "WideResNet",
+    "act_factory", "backbone_names", "backbones", "build_backbone", "common", "elbo", "elbo_loss", "fast",
+    "ibp", "is_stochastic", "layer_factories", "layers", "lwta", "lwta_ext", "model_kl", "pni",
+    "preact_resnet", "register_backbone", "register_layer", "registry", "slwta_published", "small_cnn",
+    "smoothing", "stochastic", "stochastic_layers", "surrogate", "use_fused_kernel", "wideresnet",
 ]
-
-BACKBONES = ("small-cnn", "preact-resnet18", "wrn-D-W (e.g. wrn-34-1, wrn-34-10)", "slwta-wrn34-1-published")
-
-
-def build_backbone(name: str, **kw: object) -> nn.Module:
-    """Backbone by name; ``kw`` go to its constructor (in_channels, num_classes, act, conv, linear, ...)."""
-    if name == "small-cnn":
-        return SmallCNN(**kw)
-    if name == "preact-resnet18":
-        return PreActResNet18(**kw)
-    m = re.fullmatch(r"wrn-(\d+)-(\d+)", name)
-    if m:
-        return WideResNet(depth=int(m.group(1)), width=int(m.group(2)), **kw)
-    if name == "slwta-wrn34-1-published":
-        return SLWTAWideResNet(**kw)
-    raise ValueError(f"unknown backbone {name!r}: choose one of {', '.join(BACKBONES)}")
-
-
-def stochastic_layers(model: nn.Module) -> list[StochasticLayer]:
-    """Every stochastic layer of ``model`` (LWTA, PNI, IBP, smoothing)."""
-    return [m for m in model.modules() if isinstance(m, StochasticLayer)]
-
-
-def is_stochastic(model: nn.Module) -> bool:
-    """True when some layer of ``model`` is random in ``eval()`` mode (and not in surrogate mode)."""
-    return any(m.stochastic_at_eval() and not m.in_surrogate for m in stochastic_layers(model))
-
-
-@contextmanager
-def surrogate(model: nn.Module, temperature: float = 1.0) -> Iterator[nn.Module]:
-    """Within the block every stochastic layer of ``model`` runs its smooth deterministic surrogate:
-    LWTA ``h * softmax(h_block / temperature)`` (no Gumbel noise; T = 1 is the expected output of the
-    hard-sampling layer), PNI and IBP without noise, smoothing without noise. Restored on exit."""
-    if temperature <= 0:
-        raise ValueError("surrogate temperature must be > 0")
-    layers = stochastic_layers(model)
-    saved = [m.surrogate_temperature for m in layers]
-    for m in layers:
-        m.surrogate_temperature = float(temperature)
-    try:
-        yield model
-    finally:
-        for m, t in zip(layers, saved, strict=True):
-            m.surrogate_temperature = t

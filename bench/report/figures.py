@@ -18,14 +18,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench.core.io import atomic_path  # noqa: E402
 from bench.results import Matrix, cell_path, load_cell  # noqa: E402
 
 DPI = 110
 
 
 def _save(fig, path: Path) -> Path:
-    from bench.core.io import atomic_path
-
     with atomic_path(path, "wb") as f:
         fig.savefig(f, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)

@@ -17,7 +17,6 @@ assertion) is a failure too. Exit status 1 and a diff table on any failure, 0 ot
 
 from __future__ import annotations
 
-import argparse
 import math
 import traceback
 from collections.abc import Callable
@@ -26,9 +25,13 @@ from pathlib import Path
 from tabulate import tabulate
 from torch import nn
 
+from bench import zoo
 from bench.core.errors import BenchError
 from bench.core.io import REPO_ROOT
 from bench.core.threads import resolve_device
+from bench.data import load_eval
+from bench.eval.engine import evaluate
+from bench.eval.options import EvalOptions
 from bench.eval.stochastic import R_DEFAULT
 from bench.results import read_records, record_rows
 from bench.suites import get_suite, suite_from_run
@@ -47,12 +50,22 @@ def tolerance(p: float, n: int) -> float:
 
 def _zoo_loader(device) -> Callable[[str], tuple[nn.Module, str]]:
     def load(name: str) -> tuple[nn.Module, str]:
-        from bench.zoo import get_card, load_model
-
-        card = get_card(name)
-        return load_model(card, device), card.sha256
+        card = zoo.get_card(name)
+        return zoo.load_model(card, device), card.sha256
 
     return load
+
+
+def _suite_notes(run: dict) -> list[str]:
+    """Notes when the committed suite changed or vanished since the results (its committed definition is
+    what is checked)."""
+    try:
+        current = {e.label: e.build().spec() for e in get_suite(run["suite"]).entries}
+    except BenchError:
+        return [f"suite {run['suite']!r} no longer exists; checked its committed definition"]
+    if current != run.get("attacks"):
+        return [f"suite {run['suite']!r} has changed since these results; checked its committed definition"]
+    return []
 
 
 def check(
@@ -67,9 +80,6 @@ def check(
 
     ``model_loader(name)`` returns the model (or ``(model, checkpoint_sha256)``); default: the zoo card.
     """
-    from bench.data import load_eval
-    from bench.eval.engine import evaluate
-
     results = Path(results)
     if not (results / "records.json").is_file():
         raise BenchError(f"no committed results in {results}: make them with "
@@ -77,58 +87,48 @@ def check(
     run, rows = read_records(results)
     dev = resolve_device(device)
     loader = model_loader or _zoo_loader(dev)
-    notes = []
-    try:
-        current = {e.label: e.build().spec() for e in get_suite(run["suite"]).entries}
-        if current != run.get("attacks"):
-            notes.append(f"suite {run['suite']!r} has changed since these results; "
-                         "checked its committed definition")
-    except BenchError:
-        notes.append(f"suite {run['suite']!r} no longer exists; checked its committed definition")
+    notes = _suite_notes(run)
     data = load_eval(run["dataset"], run["n"], run.get("data_source", "npz"))
     committed: dict[str, list[dict]] = {}
     for r in rows:
         committed.setdefault(r["model"], []).append(r)
     names = list(committed)
     if models:
-        unknown = sorted(set(models) - set(names))
+        unknown = [m for m in models if m not in committed]
         if unknown:
             raise BenchError(f"{results} has no results for {', '.join(unknown)} "
                              f"(it has: {', '.join(names)})")
         names = [m for m in names if m in models]
+    opts = EvalOptions(full_matrix=run.get("mode") == "full-matrix", batch_size=int(run["batch_size"]),
+                       seed=int(run["seed"]), device=dev, passes=int(run.get("R", R_DEFAULT)), progress=progress)
     out: list[dict] = []
     for name in names:
-        old = committed[name]
-        stochastic = bool(old[0]["stochastic"])
-        base = {"model": name, "stochastic": stochastic}
-        if data.source_sha256 != run.get("data_sha256"):
-            out.append({**base, "attack": "*", "ok": False, "note": "evaluation data changed (sha256)"})
-            continue
-        try:
-            loaded = loader(name)
-            model, sha = loaded if isinstance(loaded, tuple) else (loaded, old[0].get("checkpoint_sha256"))
-            if sha != old[0].get("checkpoint_sha256"):
-                out.append({**base, "attack": "*", "ok": False,
-                            "note": f"checkpoint changed: {str(old[0].get('checkpoint_sha256'))[:12]} -> "
-                                    f"{str(sha)[:12]}"})
-                continue
-            matrix = evaluate(model, data.x, data.y, suite_from_run(run, name),
-                              full_matrix=run.get("mode") == "full-matrix",
-                              batch_size=int(run["batch_size"]), seed=int(run["seed"]), device=dev,
-                              progress=progress, stochastic=stochastic or None, index=data.index, name=name,
-                              R=int(run.get("R", R_DEFAULT)))
-        except Exception as e:  # a broken kernel's own assertion is a failure, not a crash
-            where = traceback.extract_tb(e.__traceback__)[-1]
-            out.append({**base, "attack": "*", "ok": False,
-                        "note": f"error: {type(e).__name__}: {e} "
-                                f"({Path(where.filename).name}:{where.lineno})"})
-            continue
-        new = {r["attack"]: r for r in record_rows(matrix, {"name": name}, run)}
-        for r in old:
-            out.append(_compare(base, r, new.get(r["attack"]), stochastic))
+        out.extend(_check_model(name, committed[name], run, data, loader, opts))
     for note in notes:
         out.append({"model": "*", "attack": "*", "ok": True, "note": note})
     return out
+
+
+def _check_model(name: str, old: list[dict], run: dict, data, loader: Callable, opts: EvalOptions) -> list[dict]:
+    """The compared rows of one model: re-evaluated in memory under its committed suite and settings."""
+    stochastic = bool(old[0]["stochastic"])
+    base = {"model": name, "stochastic": stochastic}
+    if data.source_sha256 != run.get("data_sha256"):
+        return [{**base, "attack": "*", "ok": False, "note": "evaluation data changed (sha256)"}]
+    try:
+        loaded = loader(name)
+        model, sha = loaded if isinstance(loaded, tuple) else (loaded, old[0].get("checkpoint_sha256"))
+        if sha != old[0].get("checkpoint_sha256"):
+            return [{**base, "attack": "*", "ok": False,
+                     "note": f"checkpoint changed: {str(old[0].get('checkpoint_sha256'))[:12]} -> {str(sha)[:12]}"}]
+        matrix = evaluate(model, data.x, data.y, suite_from_run(run, name), opts, stochastic=stochastic or None,
+                          index=data.index, name=name)
+    except Exception as e:  # a broken kernel's own assertion is a failure, not a crash
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        return [{**base, "attack": "*", "ok": False,
+                 "note": f"error: {type(e).__name__}: {e} ({Path(where.filename).name}:{where.lineno})"}]
+    new = {r["attack"]: r for r in record_rows(matrix, {"name": name}, run)}
+    return [_compare(base, r, new.get(r["attack"]), stochastic) for r in old]
 
 
 def _compare(base: dict, old: dict, new: dict | None, stochastic: bool) -> dict:
@@ -161,22 +161,3 @@ def format_rows(rows: list[dict], only_failures: bool = True) -> str:
               r.get("note", "")] for r in show]
     return tabulate(table, headers=["model", "column", "committed", "now", "", "rule"], tablefmt="github",
                     disable_numparse=True)
-
-
-def check_command(args: argparse.Namespace) -> int:
-    """``bench check``: exit 1 with a diff table when re-measured results drift from the committed ones."""
-    results = Path(args.results) if args.results else DEFAULT_RESULTS
-    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    rows = check(results, models=models, device=args.device, progress=getattr(args, "progress", False))
-    compared = [r for r in rows if r["model"] != "*"]
-    failures = [r for r in rows if not r["ok"]]
-    for r in rows:
-        if r["model"] == "*":
-            print(f"note: {r['note']}")
-    n_models = len({r["model"] for r in compared})
-    if failures:
-        print(f"bench check: {len(failures)} of {len(compared)} rows drifted from {results}:")
-        print(format_rows(rows))
-        return 1
-    print(f"bench check: OK: {len(compared)} rows of {n_models} models match {results}")
-    return 0

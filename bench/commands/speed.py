@@ -1,0 +1,31 @@
+"""``bench speed``: time our kernels against torchattacks, ART and the hardware limit; prints one table per
+section and the headline ratios, writes the figures as JSON when asked."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run :func:`bench.tools.speed.run_speed` (``--quick``: the light sections only) with the command's flags."""
+    # imported here: keeps `bench --help` from loading torch
+    from bench.core.io import write_json_atomic
+    from bench.core.threads import resolve_device
+    from bench.tools.speed import SpeedOptions, headline_text, run_speed
+
+    opts = SpeedOptions(
+        batch=getattr(args, "batch", 256), repeats=getattr(args, "repeats", 3), quick=getattr(args, "quick", False),
+        dataset=getattr(args, "dataset", None) or "cifar10", source=getattr(args, "data", "npz"),
+        n=getattr(args, "n", None), seed=getattr(args, "seed", 0), art=not getattr(args, "no_art", False),
+    )
+    result = run_speed(opts, resolve_device(getattr(args, "device", "auto")), log=_stderr, show=print)
+    print(headline_text(result))
+    if getattr(args, "json_path", None):
+        write_json_atomic(args.json_path, result)
+        print(f"wrote {args.json_path}")
+    return 0

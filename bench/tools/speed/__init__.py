@@ -1,0 +1,42 @@
+"""``bench speed``: where our kernels stand against torchattacks, ART and the limit of the machine, measured side by
+side in one process (times in seconds or ms per image, ratios unitless, pixels in [0, 1]).
+
+Sections (:data:`~bench.tools.speed.run.SECTIONS`; ``--quick`` skips the heavy ones):
+``pgd-cost small-cnn`` and, heavy, ``pgd-cost wrn-34-1`` (:mod:`.pgd`: PGD-10 against the limit, torchattacks
+and ART); heavy ``standard suite early exit vs torchattacks`` (:mod:`.suite`: the whole harness against
+torchattacks running every attack on every image); ``inference slwta small-cnn`` and, heavy,
+``inference slwta wrn-34-1`` (:mod:`.inference`: ms per image of the SLWTA architectures in their inference
+forms). Timing primitives and the machine record are in :mod:`.timing`; :mod:`.run` runs the sections and lifts
+the headline keys (:data:`~bench.tools.speed.run.HEADLINE_KEYS`) to the top of the result.
+
+Threads: torch's default unless the caller sets them (``benchmarks/pgd_cost.py --threads 1`` is the most
+reproducible on a busy machine, where OpenMP threads contend with other processes); the machine record says what
+was used.
+"""
+
+from bench.tools.speed.inference import format_inference, inference_ms, inference_variants
+from bench.tools.speed.options import Context, SpeedOptions
+from bench.tools.speed.pgd import format_pgd_cost, pgd_cost
+from bench.tools.speed.run import HEADLINE_KEYS, SECTIONS, Section, headline_text, run_speed
+from bench.tools.speed.suite import format_suite, suite_vs_torchattacks, torchattacks_suite
+from bench.tools.speed.timing import machine_info, time_interleaved
+
+__all__ = [
+    "HEADLINE_KEYS",
+    "SECTIONS",
+    "Context",
+    "Section",
+    "SpeedOptions",
+    "format_inference",
+    "format_pgd_cost",
+    "format_suite",
+    "headline_text",
+    "inference_ms",
+    "inference_variants",
+    "machine_info",
+    "pgd_cost",
+    "run_speed",
+    "suite_vs_torchattacks",
+    "time_interleaved",
+    "torchattacks_suite",
+]
