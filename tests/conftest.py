@@ -33,3 +33,16 @@ def digits_eval() -> tuple[torch.Tensor, torch.Tensor]:
 
     data = load_eval("digits", n=128)
     return data.x, data.y
+
+
+class NoisyNet(torch.nn.Module):
+    """A stochastic model for tests: Gaussian noise of std ``sigma`` on ``inner``'s logits at every forward pass
+    (also in eval mode). Import it with ``from conftest import NoisyNet``."""
+
+    def __init__(self, inner: torch.nn.Module, sigma: float = 2.0):
+        super().__init__()
+        self.inner, self.sigma = inner, sigma
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.inner(x)
+        return z + self.sigma * torch.randn_like(z)

@@ -12,8 +12,7 @@ import json
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
+from conftest import NoisyNet
 
 from bench import diagnostics as dg
 from bench.attacks.transfer import register_transfer_source
@@ -29,18 +28,6 @@ from bench.tools.run import evaluate_and_diagnose
 N = 32
 CHEAP = ("aa_steps=3,aa_eot=2,aa_queries=20,steps=4,eot=3,surrogate_steps=4,bpda_steps=3,bpda_eot=2,"
          "transfer_steps=3")
-
-
-class NoisyNet(nn.Module):
-    """A stochastic model: Gaussian noise on the logits at every forward pass (also in eval mode)."""
-
-    def __init__(self, inner: nn.Module, sigma: float = 2.0):
-        super().__init__()
-        self.inner, self.sigma = inner, sigma
-
-    def forward(self, x):
-        z = self.inner(x)
-        return z + self.sigma * torch.randn_like(z)
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-import torch
-from torch import nn
+from conftest import NoisyNet
 
 import bench.attacks.pgd as pgd
 from bench.data import load_eval
@@ -21,20 +20,10 @@ SUITE = Suite("ci-digits", "test", (
 ), full_matrix=True)
 
 
-class NoisyNet(nn.Module):
-    def __init__(self, inner):
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x):
-        z = self.inner(x)
-        return z + torch.randn_like(z)
-
-
 @pytest.fixture(scope="module")
 def committed(tmp_path_factory, tiny_digits_model):
     tiny = tiny_digits_model
-    models = {"tiny": tiny, "noisy": NoisyNet(tiny)}
+    models = {"tiny": tiny, "noisy": NoisyNet(tiny, sigma=1.0)}
     out = tmp_path_factory.mktemp("committed")
     specs = [ModelSpec("tiny", lambda: tiny, {"checkpoint_sha256": "t"}),
              ModelSpec("noisy", lambda: models["noisy"], {"checkpoint_sha256": "n", "stochastic": True})]

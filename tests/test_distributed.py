@@ -13,8 +13,7 @@ import sys
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
+from conftest import NoisyNet
 
 from bench.data import data_dir, load_eval
 from bench.eval import distributed as dist_mod
@@ -62,18 +61,6 @@ def test_strip_workers_and_failure_line():
 
 
 # ----------------------------------------------------------------------------------------------- the merge
-class NoisyNet(nn.Module):
-    """A stochastic model: Gaussian noise on the logits at every forward pass."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x):
-        z = self.inner(x)
-        return z + 2.0 * torch.randn_like(z)
-
-
 def assert_same_cells(a, b, model, labels):
     for label in labels:
         xa, ka = load_cell(cell_path(a, model, label))

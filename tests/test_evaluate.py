@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from conftest import NoisyNet
 
 from bench.attacks import create_attack
 from bench.attacks.base import Attack
@@ -124,18 +124,6 @@ def test_results_independent_of_sharding(tiny, digits):
     same = evaluate(tiny, digits.x, digits.y, {"noise": create_attack("noise", eps=0.3)},
                     EvalOptions(seed=0, progress=False, full_matrix=True))
     assert not np.array_equal(other.norm, same.norm)
-
-
-class NoisyNet(nn.Module):
-    """A stochastic model: Gaussian noise on the logits at every forward pass (also in eval mode)."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x):
-        z = self.inner(x)
-        return z + 2.0 * torch.randn_like(z)
 
 
 def test_stochastic_model_detected_and_reproducible(tiny, digits):
