@@ -15,9 +15,11 @@ import platform
 import subprocess
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from bench.core.errors import BenchError
 from bench.core.io import REPO_ROOT, atomic_path, write_json_atomic
@@ -127,8 +129,6 @@ def _row(base: dict, attack: str, kernel: str, flags: np.ndarray, n: int, extra:
 
 def provenance(seed: int, device: str, data_sha256: str) -> dict:
     """Run-level provenance: git commit, library versions, seed, device, date (UTC)."""
-    from importlib.metadata import PackageNotFoundError, version
-
     def ver(pkg: str) -> str:
         try:
             return version(pkg)
@@ -159,8 +159,6 @@ def git_commit() -> str:
 
 def write_records(out: str | Path, rows: list[dict], run_info: dict) -> None:
     """``DIR/records.json`` and ``DIR/records.csv``, each written atomically."""
-    import pandas as pd
-
     out = Path(out)
     write_json_atomic(out / "records.json", {"schema": SCHEMA, "run": run_info, "records": rows})
     df = pd.DataFrame(rows, columns=RECORD_COLUMNS)
@@ -193,8 +191,6 @@ def model_order(names: Iterable[str]) -> list[str]:
 def load(out: str | Path):
     """The records of a results directory as a pandas DataFrame (one row per model x attack): models in
     :func:`model_order`, each model's rows in their record order (clean, attacks, aggregates, worst case)."""
-    import pandas as pd
-
     _, rows = read_records(out)
     rank = {m: i for i, m in enumerate(model_order(r["model"] for r in rows))}
     rows = sorted(rows, key=lambda r: rank[r["model"]])  # stable: a model's own rows keep their order
