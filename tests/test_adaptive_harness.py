@@ -69,7 +69,8 @@ def test_model_suite_picks_the_flavour_per_model(source):
     ci = get_suite("ci")
     assert model_suite(ci, False, "tiny", "digits") is ci  # other suites: as named for deterministic models
     ci_sto = model_suite(ci, True, "tiny", "digits")
-    assert ci_sto.labels == ci.labels and ci.attacks()["PGD"].early_stop is True
+    # issue 15: a stochastic model gets the surrogate twin of the ci PGD column (bench.suites.model.surrogate_twin)
+    assert ci_sto.labels == ci.labels + ["surrogate-PGD"] and ci.attacks()["PGD"].early_stop is True
 
     # a stochastic model's gradient attacks all run every step (no early stop on one noisy pass: the
     # suite's own PGD columns too); the added ones use EOT; the deterministic flavour has no EOT

@@ -48,6 +48,16 @@ def test_table1_and_budget_note(runs):
     assert "effectively 0.03" in text
     assert "Table 2" not in text  # no L2 + L-inf PGD pair in this suite
     assert "early exit" in text
+    # early exit: a bounded column is no number in Table 1, the worst case is, and one line explains it
+    df = report.load(runs["seed-table1"])
+    table = [line for line in text.split("## Robust accuracy")[1].split("\n\n")[2].splitlines()][2:]
+    bounded = df[~df["exact"].astype(bool)]
+    assert len(bounded) > 0 and all(line.count("bounded *") <= len(cols) for line in table)
+    assert sum(line.count("bounded *") for line in table) == len(bounded)
+    assert "<=" not in "\n".join(table) and "\\* bounded (early exit)" in text
+    for line in table:
+        worst = line.strip("|").split("|")[cols.index("Worst case")].strip()
+        assert worst[0].isdigit() and "[" in worst  # a number with its 95 % interval
 
 
 def test_table2_is_intersection_not_sum(runs):
@@ -88,4 +98,5 @@ def test_report_redraws_without_running_anything(runs, monkeypatch, tmp_path):
     monkeypatch.setattr(zoo, "load_model", forbidden)
     assert main(["report", str(out)]) == 0
     assert (out / "leaderboard.md").read_text() == before
+    assert (out / "leaderboard.html").read_text().startswith("<!DOCTYPE html>")
     assert len(list((out / "figures").glob("*.png"))) == 4

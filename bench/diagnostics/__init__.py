@@ -26,6 +26,10 @@ Flags (name: check):
   ``stochastic-no-eot``      #6 a stochastic model attacked without EOT
   ``stochastic-early-stop``  #6 a stochastic model attacked with early stop on one noisy forward pass
   ``zero-gradients`` / ``nonfinite-gradients``  #7 input gradients all zero / not finite
+  ``aggregate-above-member`` #8 a per-sample aggregate (or the worst case) above one of its member columns
+
+Every ``bench run`` applies the record checks of :data:`ALWAYS_CHECKS` (#1, #2, #4, #8: no forward pass);
+``--diagnose`` adds the other record checks and the measured ones.
 
 FGSM always runs before PGD in an early-exit cascade, so check #1 needs the full matrix or the model
 (``diagnose(..., model=...)`` measures FGSM and PGD on every image).
@@ -52,6 +56,7 @@ from bench.diagnostics.checks import (
 from bench.diagnostics.flags import (
     _ITEM,
     ADAPTIVE,
+    AGGREGATE,
     AUTOATTACK,
     CW_FAILS,
     DEFAULT_TOLERANCES,
@@ -81,7 +86,7 @@ from bench.diagnostics.plan import (
     plan_measures,
 )
 from bench.diagnostics.records import apply_warnings
-from bench.diagnostics.rules import RECORD_CHECKS, kernels, record_check, record_flags
+from bench.diagnostics.rules import ALWAYS_CHECKS, RECORD_CHECKS, kernels, record_check, record_flags
 
 #: torch-heavy name -> the submodule that holds it (imported on first access)
 _LAZY = {
@@ -113,7 +118,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "_ITEM", "ADAPTIVE", "AUTOATTACK", "CW_FAILS", "DEFAULT_TOLERANCES", "EARLY_STOP", "EPS_SWEEP",
+    "_ITEM", "ADAPTIVE", "AGGREGATE", "ALWAYS_CHECKS", "AUTOATTACK", "CW_FAILS", "DEFAULT_TOLERANCES",
+    "EARLY_STOP", "EPS_SWEEP",
     "EPS_SWEEP_DEFAULT", "EXPLANATIONS", "FLAGS", "HEADLINE", "MEASURES", "METHODS_LINK", "NONFINITE_GRAD",
     "NOT_CONVERGED", "NO_EOT", "PRIORITY", "RECORD_CHECKS", "SINGLE_STEP", "ZERO_GRAD", "Flag", "Tolerances",
     "apply_warnings", "check_adaptive_stronger", "check_autoattack", "check_convergence", "check_cw_unbounded",

@@ -80,6 +80,11 @@ NONFINITE_GRAD = define_flag(
     "The input gradient contains NaN or inf, so gradient attacks take undefined steps and their accuracy is "
     "meaningless.")
 
+AGGREGATE = define_flag(
+    "aggregate-above-member", 8,
+    "A per-sample aggregate (an image robust to every member attack) can never be above any of its members, so "
+    "this aggregate was not computed per sample (e.g. accuracies added) and is not an accuracy.")
+
 #: flag name -> its checklist item in methods.md
 _ITEM: dict[str, int] = {name: f.item for name, f in FLAGS.items()}
 #: One sentence per flag for the leaderboard, each ending with the link to methods.md's checklist.

@@ -11,22 +11,27 @@ Attacks are told apart by the roles they declare (:func:`kernels`), never by lis
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Iterable, Mapping
 
 from bench.core.registry import Registry
 from bench.diagnostics.checks import check_cw_unbounded, check_early_stop, check_eot
 from bench.diagnostics.flags import (
     ADAPTIVE,
+    AGGREGATE,
     AUTOATTACK,
     CW_FAILS,
     DEFAULT_TOLERANCES,
     EARLY_STOP,
+    EPS_SWEEP,
     NO_EOT,
     NOT_CONVERGED,
     SINGLE_STEP,
     Tolerances,
     get_flag,
     make_flag,
+    margin,
+    pct,
 )
 from bench.diagnostics.records import Row, as_dicts, beats, doubled, rows_of, same_budget
 
@@ -119,14 +124,60 @@ def weaker_than_autoattack(r: Row, rows: list[Row], stochastic: bool, tol: Toler
                 yield why and make_flag(AUTOATTACK, why)
 
 
-def record_flags(records, tol: Tolerances = DEFAULT_TOLERANCES,
-                 stochastic: Mapping[str, bool] | None = None) -> dict[tuple[str, str], list[str]]:
-    """Every registered record check on ``records`` (list of dicts or a DataFrame); returns
-    ``{(model, attack column): [flag, ...]}`` for the rows with a flag. A model counts as stochastic when
-    its records say so or ``stochastic[model]`` (e.g. measured by two forward passes) does."""
-    rows = rows_of(as_dicts(records))
-    checks = [check for _, check in RECORD_CHECKS.items()]
+@record_check(EPS_SWEEP)
+def rises_with_eps(r: Row, rows: list[Row], stochastic: bool, tol: Tolerances) -> Iterable[str | None]:
+    """#2 on the records: the same attack (same kernel, norm and parameters but eps / alpha) at a larger
+    full budget leaves more images robust than at a smaller one (flag on the larger-budget row)."""
+    if not (r.full_budget and r.exact):
+        return
+    rest = {k: v for k, v in r.params.items() if k not in ("eps", "alpha")}
+    for s in rows:
+        if (s.kernel == r.kernel and s.norm == r.norm and s.full_budget and s.exact and s.eps < r.eps
+                and {k: v for k, v in s.params.items() if k not in ("eps", "alpha")} == rest
+                and r.acc > s.acc + margin(tol.eps_rise, r.n)):
+            yield make_flag(EPS_SWEEP, f"{s.label} {pct(s.acc)} at eps {s.eps:.3g} rises to {r.label} "
+                                       f"{pct(r.acc)} at eps {r.eps:.3g}")
+
+
+#: the record checks every ``bench run`` applies (they read the records only: no forward pass); the others
+#: (EOT, early stop, convergence, CW, AutoAttack) and the measured ones run with ``bench run --diagnose``
+ALWAYS_CHECKS: tuple[str, ...] = (SINGLE_STEP, ADAPTIVE, EPS_SWEEP, AGGREGATE)
+
+
+def aggregate_flags(records) -> dict[tuple[str, str], list[str]]:
+    """#8: every aggregate row (``kernel`` ``aggregate``: a per-sample aggregate or the worst case) whose
+    robust count is above that of an exact member column: ``{(model, column): [flag]}``."""
+    dicts = as_dicts(records)
     out: dict[tuple[str, str], list[str]] = {}
+    for a in (r for r in dicts if r.get("kernel") == "aggregate"):
+        members = set(_members(a))
+        for m in dicts:
+            if (m.get("model") == a.get("model") and m.get("attack") in members and bool(m.get("exact", True))
+                    and int(a.get("count") or 0) > int(m.get("count") or 0)):
+                out.setdefault((str(a["model"]), str(a["attack"])), []).append(make_flag(
+                    AGGREGATE, f"{a['attack']} {pct(float(a['accuracy']))} > member {m['attack']} "
+                               f"{pct(float(m['accuracy']))}"))
+    return out
+
+
+def _members(row: Mapping) -> list[str]:
+    params = row.get("params") or {}
+    if isinstance(params, str):
+        params = json.loads(params or "{}")
+    return list(params.get("members") or [])
+
+
+def record_flags(records, tol: Tolerances = DEFAULT_TOLERANCES, stochastic: Mapping[str, bool] | None = None,
+                 only: Iterable[str] | None = None) -> dict[tuple[str, str], list[str]]:
+    """The registered record checks (all, or the flags named in ``only``, e.g. :data:`ALWAYS_CHECKS`) and
+    the aggregate check (#8) on ``records`` (list of dicts or a DataFrame); returns ``{(model, attack
+    column): [flag, ...]}`` for the rows with a flag. A model counts as stochastic when its records say so
+    or ``stochastic[model]`` (e.g. measured by two forward passes) does."""
+    rows = rows_of(as_dicts(records))
+    wanted = None if only is None else set(only)
+    checks = [check for name, check in RECORD_CHECKS.items() if wanted is None or name in wanted]
+    out: dict[tuple[str, str], list[str]] = {} if wanted is not None and AGGREGATE not in wanted else \
+        aggregate_flags(records)
     for model in dict.fromkeys(r.model for r in rows):
         mine = [r for r in rows if r.model == model]
         stoch = any(r.stochastic for r in mine) or bool((stochastic or {}).get(model, False))

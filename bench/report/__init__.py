@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bench.core.io import atomic_path
 from bench.report import figures
+from bench.report.html import markdown_to_html
 from bench.report.leaderboard import METHODS, flag_explanations, leaderboard_markdown
 from bench.report.tables import (
     HEADERS,
@@ -20,6 +21,7 @@ from bench.report.tables import (
     budget_table,
     norm_table,
     passes_table,
+    sort_models,
     table1,
     table2,
     timing_table,
@@ -27,15 +29,17 @@ from bench.report.tables import (
 from bench.results import Matrix, load, matrix_path, read_records, safe_name
 
 __all__ = ["HEADERS", "METHODS", "TABLE1_FIRST", "TABLE2", "budget_table", "flag_explanations",
-           "leaderboard_markdown", "load", "norm_table", "passes_table", "table1", "table2", "timing_table",
-           "write_report"]
+           "leaderboard_markdown", "load", "markdown_to_html", "norm_table", "passes_table", "sort_models",
+           "table1", "table2", "timing_table", "write_report"]
 
 
-def write_report(out: str | Path) -> Path:
-    """Redraw ``DIR/leaderboard.md`` and ``DIR/figures/*.png`` from the saved records, matrices and cells."""
+def write_report(out: str | Path, sort: str | None = None) -> Path:
+    """Redraw ``DIR/leaderboard.md``, ``DIR/leaderboard.html`` (the same content as a static page) and
+    ``DIR/figures/*.png`` from the saved records, matrices and cells; rows ordered by ``sort``
+    (:func:`sort_models`, checked before anything is written). Returns the markdown's path."""
     out = Path(out)
     run, _ = read_records(out)
-    df = load(out)
+    df = sort_models(load(out), sort)
     fig_dir = out / "figures"
     matrices: dict[str, Matrix] = {}
     for model in dict.fromkeys(df["model"]):
@@ -47,8 +51,10 @@ def write_report(out: str | Path) -> Path:
         figures.examples_figure(out, model, m, classes, fig_dir / f"examples_{safe_name(model)}.png")
     figures.confidence_figure(matrices, fig_dir / "confidence.png")
     _, eps_note = figures.eps_figure(df, fig_dir / "accuracy_vs_eps.png")
-    text = leaderboard_markdown(out, figures=True, figure_notes={"eps": eps_note})
+    text = leaderboard_markdown(out, figures=True, figure_notes={"eps": eps_note}, sort=sort)
     path = out / "leaderboard.md"
     with atomic_path(path, "w") as f:
         f.write(text)
+    with atomic_path(out / "leaderboard.html", "w") as f:
+        f.write(markdown_to_html(text, title=f"bench leaderboard: {run.get('suite')} ({out.name})"))
     return path

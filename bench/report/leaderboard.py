@@ -11,7 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.diagnostics.flags import explain, flag_name
-from bench.report.tables import budget_table, norm_table, passes_table, table1, table2, timing_table
+from bench.report.tables import (
+    budget_table,
+    norm_table,
+    passes_table,
+    sort_models,
+    table1,
+    table2,
+    timing_table,
+)
 from bench.results import load, read_records
 
 METHODS = "docs/methods.md"
@@ -30,9 +38,9 @@ def _mode_text(run: dict) -> str:
     order = " -> ".join(run.get("order", [])) or "by cost"
     return ("early exit: only clean-correct images are attacked, attacks run cheapest first "
             f"({order}), and an image fooled by an earlier attack is not attacked again. The worst case is "
-            "exact. A later attack's own column is then known only within bounds: `<= hi (>= lo) *` "
-            "(hi counts the skipped images as robust, lo as fooled; both in records as `count_hi`, `count`). "
-            "Run with `--full-matrix` for exact per-attack columns")
+            "exact. A later attack's own column is then known only within bounds and Table 1 prints it as "
+            "`bounded *` (the upper bound counts the skipped images as robust, the lower as fooled: "
+            "`count_hi`, `count` in the records). Run with `--full-matrix` for exact per-attack columns")
 
 
 def _provenance(out: Path, run: dict) -> list[str]:
@@ -41,8 +49,12 @@ def _provenance(out: Path, run: dict) -> list[str]:
     cmds = run.get("commands") or [run.get("command")]
     made = "; then ".join(f"`{c}`" for c in cmds if c)
     lines += [f"Made by: {made} (redraw: `bench report {out}`)", ""]
-    lines += [f"Suite `{run.get('suite')}`: {run.get('suite_description', '')}.", "",
-              f"Mode: {_mode_text(run)}.", "",
+    own: dict[str, list[str]] = {}
+    for model, suite in (run.get("model_suites") or {}).items():
+        own.setdefault(suite.get("description", ""), []).append(model)
+    lines += [f"Suite `{run.get('suite')}`: {run.get('suite_description', '')}.", ""]
+    lines += [f"{', '.join(models)}: {text}." for text, models in own.items() if text] + ([""] if own else [])
+    lines += [f"Mode: {_mode_text(run)}.", "",
               f"Seed {run.get('seed')}, batch {run.get('batch_size')}, device {run.get('device')}; "
               f"git {str(run.get('git_commit'))[:12]}, torch {run.get('torch_version')}, torchattacks "
               f"{run.get('torchattacks_version')}, ART {run.get('art_version')}; data sha256 "
@@ -56,11 +68,12 @@ def _table1_section(df, run: dict) -> list[str]:
     lines = ["## Robust accuracy (Table 1)", "",
              "Accuracy in % of all evaluated images (count of robust images in brackets); an image counts "
              "as robust only if it is classified correctly both clean and under the attack. Worst case: "
-             "robust to every attack of the suite, per image. 95 % Wilson intervals are in `records.csv` "
-             "(`ci_lo`, `ci_hi`).", "", t1, ""]
+             "robust to every attack of the suite, per image (the last accuracy column). In square brackets: "
+             "the 95 % Wilson interval in % (also `ci_lo`, `ci_hi` in `records.csv`).", "", t1, ""]
     if not df["exact"].all():
-        lines += ["\\* early exit: this attack was not run on the images an earlier attack of the cascade "
-                  "had already fooled; its own accuracy lies between the two numbers shown.", ""]
+        lines += ["\\* bounded (early exit): this attack was not run on the images an earlier attack of the "
+                  "cascade had already fooled, so only the worst case is exact; its own accuracy lies between "
+                  "`count` / n and `count_hi` / n in `records.csv` (`--full-matrix` measures every column).", ""]
     if df["stochastic"].any():
         lines += ["(stochastic): the model's outputs change between identical forward passes; its clean and "
                   "adversarial predictions are single stochastic passes under fixed seeds (the mean over R "
@@ -71,9 +84,14 @@ def _table1_section(df, run: dict) -> list[str]:
 
 def _warnings_section(notes: list[str], diagnosed: dict) -> list[str]:
     """The numbered warning footnotes, what their flags mean and which diagnostic checks ran."""
-    ran = ("diagnostics not run: `bench run --diagnose`" if not diagnosed else
-           "diagnostics ran on " + ", ".join(diagnosed))
-    lines = ["Warnings: " + (f"none raised ({ran})" if not notes else f"({ran})"), ""]
+    measured = {m: d for m, d in diagnosed.items() if d.get("measured") is not None}
+    checked = any(d.get("record_checks") for d in diagnosed.values())
+    ran = ("diagnostics not run: `bench run --diagnose`" if not measured else
+           "diagnostics ran on " + ", ".join(measured))
+    records = ("The record checks (FGSM vs PGD, adaptive vs plain attack, accuracy vs eps, per-sample aggregates) "
+               "ran on every model." if checked else "The record checks did not run when these records were made.")
+    diagnosed = measured
+    lines = ["Warnings: " + (f"none raised ({ran})" if not notes else f"({ran})") + ". " + records, ""]
     lines += [f"{i + 1}. {n}" for i, n in enumerate(notes)] + ([""] if notes else [])
     explained = flag_explanations(notes)
     if explained:
@@ -136,11 +154,13 @@ def _figures_section(out: Path, figure_notes: dict) -> list[str]:
     return lines
 
 
-def leaderboard_markdown(out: str | Path, figures: bool = True, figure_notes: dict | None = None) -> str:
-    """The leaderboard of results directory ``out`` as markdown (read from its records only)."""
+def leaderboard_markdown(out: str | Path, figures: bool = True, figure_notes: dict | None = None,
+                         sort: str | None = None) -> str:
+    """The leaderboard of results directory ``out`` as markdown (read from its records only); rows in the
+    records' order or by ``sort`` (:func:`bench.report.tables.sort_models`, e.g. 'worst-case')."""
     out = Path(out)
     run, _ = read_records(out)
-    df = load(out)
+    df = sort_models(load(out), sort)
     lines = _provenance(out, run) + _table1_section(df, run) + _other_tables(df)
     if figures:
         lines += _figures_section(out, figure_notes or {})

@@ -12,13 +12,18 @@ from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
+from bench.core.errors import BenchError
 from bench.diagnostics.flags import flag_name
 
 if TYPE_CHECKING:
     import pandas as pd
 
-TABLE1_FIRST = ["clean", "PGD", "FGSM", "CW", "worst-case"]
-HEADERS = {"clean": "Natural", "worst-case": "Worst case"}
+#: Table 1's first columns (then the suite's other attacks, its aggregates, and the worst case last)
+TABLE1_FIRST = ["clean", "PGD", "surrogate-PGD", "FGSM", "CW"]
+WORST = "worst-case"
+HEADERS = {"clean": "Natural", WORST: "Worst case"}
+#: ``--sort`` keys besides a column label (whose accuracy then orders the rows, highest first)
+SORT_KEYS = ("zoo", "model")
 TABLE2 = ("PGD-L2", "PGD", "PGD-L2+Linf")
 
 
@@ -31,6 +36,39 @@ def _pct(row) -> str:
     return f"<= {100 * row['accuracy']:.2f} (>= {100 * row['count'] / row['n']:.2f}) *"
 
 
+def _pct_ci(row) -> str:
+    """Table 1's cell: '41.41 (53) [33.2, 50.1]' (count of robust images, 95 % Wilson interval in %) when
+    exact; 'bounded *' when early exit left only bounds (explained in one line under the table)."""
+    if row is None:
+        return "-"
+    if not row["exact"]:
+        return "bounded *"
+    lo, hi = row.get("ci_lo"), row.get("ci_hi")
+    if lo is None or lo != lo:
+        return _pct(row)
+    return f"{100 * row['accuracy']:.2f} ({row['count']}) [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def sort_models(df, key: str | None):
+    """``df`` with its models' rows reordered by ``key``: None or 'zoo' (the records' order), 'model' (by
+    name), or a column label such as 'worst-case' or 'PGD' (its accuracy, highest first; models without
+    that column last). An unknown key is a one-line :class:`~bench.core.errors.BenchError`."""
+    if key in (None, "", "zoo"):
+        return df
+    if key == "model":
+        order = sorted(dict.fromkeys(df["model"]))
+    else:
+        labels = list(dict.fromkeys(df["attack"]))
+        if key not in labels:
+            raise BenchError(f"--sort {key!r}: not a column of these records; choose one of "
+                             f"{', '.join([*SORT_KEYS, *labels])}")
+        acc = df[df["attack"] == key].set_index("model")["accuracy"].astype(float)
+        models = list(dict.fromkeys(df["model"]))
+        order = sorted(models, key=lambda m: (m not in acc.index, -acc.get(m, 0.0), models.index(m)))
+    rank = {m: i for i, m in enumerate(order)}
+    return df.iloc[sorted(range(len(df)), key=lambda i: (rank[df["model"].iloc[i]], i))].reset_index(drop=True)
+
+
 def _eps(v) -> str:
     if v is None or v != v:
         return "unbounded"
@@ -39,9 +77,13 @@ def _eps(v) -> str:
 
 
 def _columns(df) -> list[str]:
+    """Column order: :data:`TABLE1_FIRST`, the other attacks, the aggregates, the worst case last."""
     present = list(dict.fromkeys(df["attack"]))
     first = [c for c in TABLE1_FIRST if c in present]
-    return first + [c for c in present if c not in first]
+    aggs = set(df.loc[df["kernel"] == "aggregate", "attack"]) - {WORST}
+    rest = [c for c in present if c not in first and c != WORST]
+    last = [WORST] if WORST in present else []
+    return first + [c for c in rest if c not in aggs] + [c for c in rest if c in aggs] + last
 
 
 def _per_model(df) -> Iterator[tuple[str, pd.DataFrame, dict[str, dict]]]:
@@ -68,7 +110,7 @@ def table1(df) -> tuple[str, list[str]]:
                     refs[flag_name(w)].append(num)
         stoch = " (stochastic)" if g["stochastic"].any() else ""
         flags = "; ".join(f"{name} [{', '.join(map(str, nums))}]" for name, nums in refs.items()) or "none"
-        rows.append([model + stoch, *_cells(by, cols, _pct), flags])
+        rows.append([model + stoch, *_cells(by, cols, _pct_ci), flags])
     headers = ["Model"] + [HEADERS.get(c, c) for c in cols] + ["Warnings"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), notes
 

@@ -3,8 +3,11 @@ one, and a run must be able to rebuild exactly what it measured.
 
 ``adaptive`` takes the stochastic flavour (AutoAttack-rand, EOT-PGD without early stop, BPDA with EOT) for a
 stochastic model; ``standard`` gains the stochastic flavour's columns (``EOT-PGD``, ``AutoAttack``,
-``surrogate-PGD``, ``BPDA-PGD``, ``transfer-PGD``) for every stochastic model; every other suite is the same
-for every model. On a stochastic model every attack with an ``early_stop`` option that the suite does not set
+``surrogate-PGD``, ``BPDA-PGD``, ``transfer-PGD``) for every stochastic model; every other suite (``ci``
+included) gains, for a stochastic model, the cheapest attack that sees through obfuscated gradients: the
+surrogate twin of its PGD L-inf column (:func:`surrogate_twin`, label ``surrogate-PGD``), so that the main
+job's record checks can raise ``adaptive-stronger`` on a masked model. A deterministic model gets the suite as
+it is. On a stochastic model every attack with an ``early_stop`` option that the suite does not set
 runs with ``early_stop=False`` (:func:`no_early_stop`): first-success early stop keeps the first iterate that
 fooled one random forward pass, which the evaluation pass's fresh draw often classifies right
 (``results/crosscheck/quality_bar.md``). ``bench run`` writes each model's entries into
@@ -16,7 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from bench.attacks import attack_defaults
+from bench.attacks import attack_defaults, names_with_role
+from bench.core.budgets import ALPHA_LINF, EPS_LINF
 from bench.suites.adaptive import ADAPTIVE_DESCRIPTION, adaptive_suite, stochastic_additions
 from bench.suites.base import Entry, Suite
 from bench.suites.builtin import get_suite, suite_names
@@ -24,8 +28,9 @@ from bench.suites.builtin import get_suite, suite_names
 
 def model_suite(suite: Suite, stochastic: bool, target: str | None = None, data: str | None = None) -> Suite:
     """The suite that model ``target`` (of dataset ``data``) is evaluated with under ``suite``: the
-    stochastic or deterministic flavour of ``adaptive``; ``standard`` plus the adaptive columns (EOT, no
-    early stop) for a stochastic model; ``suite`` itself otherwise (module docstring)."""
+    stochastic or deterministic flavour of ``adaptive``; for a stochastic model ``standard`` plus the
+    adaptive columns and any other suite plus its :func:`surrogate_twin` (EOT where needed, no early stop);
+    ``suite`` itself for a deterministic model (module docstring). The one place of the per-model rule."""
     if suite.name == "adaptive":
         return adaptive_suite(stochastic, target=target, data=data, **suite.params)
     if not stochastic:
@@ -35,7 +40,35 @@ def model_suite(suite: Suite, stochastic: bool, target: str | None = None, data:
         suite = dataclasses.replace(suite, entries=suite.entries + extra,
                                     description=suite.description + "; for stochastic models also "
                                     + ADAPTIVE_DESCRIPTION[0].lower() + ADAPTIVE_DESCRIPTION[1:])
+    elif not any(e.attack in names_with_role("adaptive") for e in suite.entries):
+        twin = surrogate_twin(suite)
+        suite = dataclasses.replace(suite, entries=suite.entries + (twin,), description=(
+            suite.description + f"; stochastic model: + {twin.label} (PGD-{twin.params['steps']} L-inf "
+            f"{255 * twin.params['eps']:.3g}/255 on the smooth surrogate, scored on the real model)"))
     return no_early_stop(suite)
+
+
+#: label of the column :func:`surrogate_twin` adds
+SURROGATE_LABEL = "surrogate-PGD"
+#: steps of the surrogate column of a suite without a PGD L-inf column
+SURROGATE_STEPS = 10
+
+
+def surrogate_twin(suite: Suite) -> Entry:
+    """The ``surrogate-pgd`` column added to ``suite`` for a stochastic model: the same eps / alpha / steps /
+    random start as the suite's PGD L-inf column (the one labelled ``PGD``, else the one at
+    :data:`~bench.core.budgets.EPS_LINF`, else the first), or PGD-:data:`SURROGATE_STEPS` at the standard
+    budget (:mod:`bench.core.budgets`) when it has none. Budgets in [0, 1] pixel units."""
+    pgds = [e for e in suite.entries if e.attack == "pgd-linf"]
+    pick = next((e for e in pgds if e.label == "PGD"), None) or next(
+        (e for e in pgds if abs(float(e.params.get("eps", EPS_LINF)) - EPS_LINF) < 1e-9), None) or (
+        pgds[0] if pgds else None)
+    if pick is None:
+        params = {"eps": EPS_LINF, "alpha": ALPHA_LINF, "steps": SURROGATE_STEPS, "random_start": True}
+    else:
+        defaults = attack_defaults("pgd-linf")
+        params = {k: pick.params.get(k, defaults.get(k)) for k in ("eps", "alpha", "steps", "random_start")}
+    return Entry(SURROGATE_LABEL, "surrogate-pgd", params)
 
 
 def no_early_stop(suite: Suite) -> Suite:
