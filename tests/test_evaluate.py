@@ -208,22 +208,25 @@ class FakeCard:
     description: str = "fake"
     data: str = "digits"
     trained: bool = True
+    user: bool = False
+    source: dict | None = None
 
 
 def test_run_command_end_to_end(tiny, tmp_path, monkeypatch, capsys):
     """`bench run --dataset digits` through the CLI with a fake zoo (untrained card skipped with a note)."""
-    import bench.zoo as zoo
+    import bench.tools.models as models_mod
+    import bench.zoo.cards as cards_mod
     from bench.commands.cli import main
 
     cards = [FakeCard("a"), FakeCard("b"), FakeCard("untrained", trained=False)]
-    monkeypatch.setattr(zoo, "list_cards", lambda pattern="*", models_dir=None: cards)
-    monkeypatch.setattr(zoo, "load_model", lambda card, device="cpu": tiny)
+    monkeypatch.setattr(cards_mod, "list_cards", lambda pattern="*", models_dir=None: cards)
+    monkeypatch.setattr(models_mod, "load_model", lambda card, device="cpu": tiny)
     rc = main(["run", "--dataset", "digits", "--n", "48", "--out", str(tmp_path), "--quiet",
                "--batch-size", "32"])
     captured = capsys.readouterr()
     assert rc == 0
     assert "skipping untrained" in captured.err and "the full one: bench run" in captured.err
-    assert "| a " in captured.out and "Worst case" in captured.out
+    assert "\na " in captured.out and "worst case" in captured.out  # the summary, not the markdown (--print)
     df = load(tmp_path)
     assert set(df["model"]) == {"a", "b"}
     assert set(df["attack"]) >= {"clean", "FGSM", "PGD", "noise", "worst-case"}
@@ -234,14 +237,16 @@ def test_run_command_end_to_end(tiny, tmp_path, monkeypatch, capsys):
 def test_run_command_passes_sets_r(tiny, tmp_path, monkeypatch, capsys):
     """`bench run --passes R`: a stochastic model's records carry R (mean over R passes); a deterministic
     model's none; R < 1 is a one-line usage error. The help's default is bench.eval.stochastic.R_DEFAULT."""
-    import bench.zoo as zoo
+    import bench.tools.models as models_mod
+    import bench.zoo.cards as cards_mod
     from bench.commands import cli
     from bench.eval.stochastic import R_DEFAULT
 
     assert cli.PASSES_DEFAULT == R_DEFAULT
     cards = [FakeCard("noisy", stochastic=True), FakeCard("plain")]
-    monkeypatch.setattr(zoo, "list_cards", lambda pattern="*", models_dir=None: cards)
-    monkeypatch.setattr(zoo, "load_model", lambda card, device="cpu": NoisyNet(tiny) if card.stochastic else tiny)
+    monkeypatch.setattr(cards_mod, "list_cards", lambda pattern="*", models_dir=None: cards)
+    monkeypatch.setattr(models_mod, "load_model",
+                        lambda card, device="cpu": NoisyNet(tiny) if card.stochastic else tiny)
     rc = cli.main(["run", "--data", "digits", "--suite", "ci", "--n", "32", "--passes", "3", "--out", str(tmp_path),
                    "--quiet", "--no-report"])
     assert rc == 0

@@ -142,6 +142,25 @@ class Matrix:
         return combine(np.concatenate([self.clean_passes[:, None].astype(np.int8),
                                        self.robust_passes[:, cols]], 1))
 
+    def to_frame(self):
+        """The matrix as a pandas DataFrame, one row per image: ``index`` (canonical id), ``label``,
+        ``clean_pred``, ``clean_correct``, then per column (each attack, each aggregate, ``worst-case``) its
+        tri-state robust flag (1 robust, 0 not, -1 not evaluated), and per attack ``<label>:pred`` and
+        ``<label>:norm`` (the perturbation's size in the attack's norm, pixel units of [0, 1]; NaN when not
+        evaluated)."""
+        import pandas as pd  # function-level: pandas is slow to import and the matrix itself needs only numpy
+
+        cols: dict[str, np.ndarray] = {"index": self.index, "label": self.y, "clean_pred": self.clean_pred,
+                                       "clean_correct": self.clean_correct}
+        for j, label in enumerate(self.labels):
+            cols[label] = self.robust[:, j]
+        for label in [*self.meta.get("aggregates", {}), "worst-case"]:
+            cols[label] = self.column(label)
+        for j, label in enumerate(self.labels):
+            cols[f"{label}:pred"] = self.pred[:, j]
+            cols[f"{label}:norm"] = self.norm[:, j]
+        return pd.DataFrame(cols)
+
     # -- persistence
     def save(self, path: str | Path) -> None:
         """Write the matrix as one npz atomically."""

@@ -11,12 +11,15 @@ written) and compares each (model, column) row with the committed one:
   p = 0.5, n = 128), because its single stochastic passes are seeded but not bitwise reproducible across
   machines and thread counts.
 
-A changed checkpoint (sha256), changed data, or an error while re-evaluating (e.g. an attack's budget
+A user's model (a card outside the zoo, or ``bench run --model FILE.py:builder@weights.pt``) is rebuilt from
+the ``source`` its run recorded in ``cells/<model>/model.json`` (:mod:`bench.zoo.user`). A changed checkpoint
+(its sha256, recomputed from the file), changed data, or an error while re-evaluating (e.g. an attack's budget
 assertion) is a failure too. Exit status 1 and a diff table on any failure, 0 otherwise.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import traceback
 from collections.abc import Callable
@@ -33,8 +36,10 @@ from bench.data import load_eval
 from bench.eval.engine import evaluate
 from bench.eval.options import EvalOptions
 from bench.eval.stochastic import R_DEFAULT
-from bench.results import read_records, record_rows
+from bench.results import read_records, record_rows, safe_name
 from bench.suites import get_suite, suite_from_run
+from bench.zoo.loading import file_sha256
+from bench.zoo.user import load_source, source_sha256
 
 TOLERANCE_SE = 3.0
 DEFAULT_RESULTS = REPO_ROOT / "results" / "ci"
@@ -54,6 +59,31 @@ def _zoo_loader(device) -> Callable[[str], tuple[nn.Module, str]]:
         return zoo.load_model(card, device), card.sha256
 
     return load
+
+
+def _with_sources(results: Path, device, fallback: Callable) -> Callable[[str], tuple[nn.Module, str]]:
+    """Rebuild a model by name from the ``source`` its run recorded in ``cells/<model>/model.json`` (a card
+    outside the zoo or a user's model spec, :mod:`bench.zoo.user`), else with ``fallback`` (the zoo card).
+    The sha256 returned is the checkpoint's as it is on disk now: a retrained or tampered file fails."""
+
+    def load(name: str) -> tuple[nn.Module, str]:
+        source = _recorded_source(results, name)
+        if not source or "zoo" in source:
+            return fallback(name)
+        if "card" in source:
+            card = zoo.get_card(source["card"])
+            sha = card.sha256 or (file_sha256(card.checkpoint_path()) if card.checkpoint else "")
+            return load_source(source, device), sha
+        return load_source(source, device), source_sha256(source)
+
+    return load
+
+
+def _recorded_source(results: Path, name: str) -> dict | None:
+    path = results / "cells" / safe_name(name) / "model.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text()).get("source")
 
 
 def _suite_notes(run: dict) -> list[str]:
@@ -86,7 +116,7 @@ def check(
                          f"`bench run --models all --suite ci --out {results}`")
     run, rows = read_records(results)
     dev = resolve_device(device)
-    loader = model_loader or _zoo_loader(dev)
+    loader = model_loader or _with_sources(results, dev, _zoo_loader(dev))
     notes = _suite_notes(run)
     data = load_eval(run["dataset"], run["n"], run.get("data_source", "npz"))
     committed: dict[str, list[dict]] = {}

@@ -6,6 +6,12 @@
   inputs with pixels in [0, 1], parameters frozen, stochastic layers still stochastic; sha256-checked,
   ``torch.load(..., weights_only=True)``), :func:`freeze`, :func:`clean_accuracy` (a fraction in [0, 1]).
 
+* :mod:`bench.zoo.builders`: a user's architecture named by text (``FILE.py:fn``, ``pkg.mod:fn``, TorchScript,
+  ``torch.export``) and a card's ``normalize``; :mod:`bench.zoo.user`: zoo names, card files and model specs
+  (``FILE.py:fn@weights.pt``) resolved to loaders plus the ``source`` a run records for ``bench check``.
+  A card may live outside ``models/`` (a file path, or ``--models-dir`` / ``BENCH_MODELS_DIR``) and name its
+  own ``builder`` with ``kwargs``, ``normalize``, ``num_classes``, ``paper``, ``venue``, ``reported``.
+
 ``import bench.zoo`` does not import torch: the loading names are imported on first use (PEP 562), so
 ``bench report`` and ``bench list`` read cards without it.
 """
@@ -21,6 +27,8 @@ from bench.zoo.cards import (
     list_cards,
     parse_card,
     resolve_checkpoint,
+    select_cards,
+    user_models_dir,
 )
 
 #: names of :mod:`bench.zoo.loading` (torch) served by :func:`__getattr__` on first use
@@ -28,7 +36,7 @@ _LOADING = ("build_model", "checked_checkpoint", "clean_accuracy", "file_sha256"
             "load_state")
 
 __all__ = ["MODELS_DIR", "ZOO_ORDER", "Card", "card_names", "get_card", "list_cards", "parse_card",
-           "resolve_checkpoint", *_LOADING]
+           "resolve_checkpoint", "select_cards", "user_models_dir", *_LOADING]
 
 
 def __getattr__(name: str) -> object:

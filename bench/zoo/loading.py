@@ -5,6 +5,9 @@ in [0, 1]), parameters frozen (``requires_grad=False``), stochastic layers still
 
 from __future__ import annotations
 
+import pickle
+import re
+import sys
 from pathlib import Path
 
 import torch
@@ -15,9 +18,11 @@ from bench.core.io import sha256_file
 from bench.data import input_shape
 from bench.nets import GaussianSmoothing, act_factory, build_backbone, layer_factories
 from bench.nets.fast import optimize_for_inference
+from bench.zoo.builders import call_builder, with_normalize
 from bench.zoo.cards import Card, get_card
 
 _sha_cache: dict[tuple[str, float, int], str] = {}
+_warned_unchecked: set[str] = set()
 
 
 def build_model(card: Card) -> nn.Module:
@@ -62,25 +67,84 @@ def file_sha256(path: Path) -> str:
 
 
 def load_state(path: Path, card_name: str = "") -> dict[str, torch.Tensor]:
-    """``torch.load(path, weights_only=True)``; a file holding pickled code is refused with one line."""
+    """``torch.load(path, weights_only=True)``: the file's state dict of tensors. Whatever else it holds is
+    refused with one line (:class:`ModelCardError`) before any of it runs: pickled code or a whole pickled model
+    (torch's weights-only unpickler never imports it), a truncated or unreadable file."""
+    who = f"model {card_name!r}: checkpoint {path}"
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # UnpicklingError for code; zip errors for junk
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelCardError(
-            f"model {card_name!r}: checkpoint {path} refused: not a weights-only state dict ({first[:160]})"
-        ) from None
+    except Exception as e:  # UnpicklingError for code / objects; zip and EOF errors for junk
+        raise ModelCardError(f"{who} refused: {_load_failure(e)}") from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ModelCardError(f"model {card_name!r}: checkpoint {path} is not a state dict of tensors")
+    if isinstance(state, nn.Module) or not isinstance(state, dict) or not all(
+            isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelCardError(f"{who} is not a state dict of tensors ({type(state).__name__}): save "
+                             "model.state_dict() with torch.save")
     return state
+
+
+_SAVE_STATE = "save model.state_dict() with torch.save, not the model object"
+
+
+def _load_failure(e: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` failed, in one line with the fix."""
+    text = " ".join(str(e).split())
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        name = found.group(1)
+        module, _, attr = name.rpartition(".")
+        if module.startswith("torch.nn") or attr[:1].isupper():  # a class: most likely a pickled nn.Module
+            return (f"not a weights-only state dict: it is a pickled Python object ({name}), a whole model saved "
+                    f"with torch.save(model)?; its code was not run: {_SAVE_STATE}")
+        return (f"not a weights-only state dict: it holds pickled code ({name}) that would run on loading; it "
+                f"was not run: use only checkpoints that are state dicts of tensors ({_SAVE_STATE})")
+    if isinstance(e, pickle.UnpicklingError | EOFError | KeyError | ValueError) or "zip archive" in text:
+        return "not a readable torch.save file (truncated or corrupt?): copy or save it again"
+    return f"not a weights-only state dict ({type(e).__name__}: {text[:160]}): {_SAVE_STATE}"
+
+
+def load_weights(model: nn.Module, state: dict[str, torch.Tensor], what: str) -> nn.Module:
+    """``model.load_state_dict(state, strict=True)``; when the keys or shapes differ, one-line
+    :class:`ModelCardError` naming the missing, unexpected and mis-shaped keys (``what`` says whose)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+              if k in state and state[k].shape != v.shape]
+    parts = [f"{label} ({len(keys)}): {_first(keys)}" for label, keys in
+             (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes, file vs model", shapes))
+             if keys]
+    if parts:
+        raise ModelCardError(f"{what}: checkpoint does not fit the architecture: {'; '.join(parts)}: check the "
+                             "architecture and its arguments, or save the state dict of this architecture")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ModelCardError(f"{what}: checkpoint does not fit the architecture ({' '.join(str(e).split())[:200]})"
+                             ) from None
+    return model
+
+
+def _first(keys: list[str], k: int = 4) -> str:
+    return ", ".join(keys[:k]) + (f", ... (+{len(keys) - k} more)" if len(keys) > k else "")
 
 
 def checked_checkpoint(card: Card) -> Path:
     """The card's checkpoint path, after checking that the card is trained, the file exists and its sha256 is
     the card's; :class:`ModelCardError` saying how to fix it otherwise."""
     fix = f"run `bench train {card.name}`"
+    if card.user and not card.sha256 and card.checkpoint:  # a user's own card: the sha256 is optional
+        path = card.checkpoint_path()
+        if not path.is_file():
+            raise ModelCardError(f"model {card.name!r}: checkpoint {path} is missing: fix `checkpoint` in {card.path}")
+        if str(path) not in _warned_unchecked:
+            _warned_unchecked.add(str(path))
+            print(f"warning: model {card.name!r}: checkpoint {path} is unchecked (its card has no sha256): add "
+                  f"sha256 = \"{file_sha256(path)}\" to {card.path} to pin it", file=sys.stderr)
+        return path
+    if card.user:
+        fix = f"fix `checkpoint` or `sha256` in {card.path}"
     if card.external:
         fix = "put the file there or set BENCH_DATA_DIR to the folder that holds it"
     if not card.trained:
@@ -101,20 +165,30 @@ def load_model(name_or_card: str | Card, device: str | torch.device = "cpu", fas
     ``fast``: :func:`bench.nets.fast.optimize_for_inference` (BatchNorm folded into the convs, channels-last
     weights on a CPU; the same function up to float rounding, not trainable)."""
     card = get_card(name_or_card) if isinstance(name_or_card, str) else name_or_card
+    if card.builder:
+        model = _load_builder_card(card)
+        return freeze(optimize_for_inference(model) if fast else model).to(device)
     state = load_state(checked_checkpoint(card), card.name)
     if card.ignore_keys:
         state = {k: v for k, v in state.items() if not k.startswith(tuple(card.ignore_keys))}
-    model = build_model(card)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        msg = " ".join(str(e).split())[:200]
-        raise ModelCardError(
-            f"model {card.name!r}: checkpoint does not fit the card's architecture ({msg})") from None
+    model = load_weights(build_model(card), state, f"model {card.name!r} ({card.backbone})")
     model = freeze(model).to(device)
     if fast:
         model = optimize_for_inference(model)
     return model
+
+
+def _load_builder_card(card: Card) -> nn.Module:
+    """A user's card naming its own ``builder`` (with ``kwargs``): built, its checkpoint (if any) loaded into
+    it (weights only, strict), preceded by the card's ``normalize`` (if any)."""
+    base = card.path.parent if card.path else None
+    with torch.random.fork_rng(devices=[]):  # a model without checkpoint: the same random model every time
+        torch.manual_seed(card.seed)
+        model = call_builder(card.builder, card.kwargs, base)
+    if card.checkpoint:
+        state = load_state(checked_checkpoint(card), card.name)
+        load_weights(model, state, f"model {card.name!r} ({card.builder})")
+    return with_normalize(model, card.normalize, f"model card {card.path}")
 
 
 def freeze(model: nn.Module) -> nn.Module:
