@@ -5,7 +5,8 @@
 #   items: train (2: slwta-wrn34-1 30 epochs; smoothing-pgd-fgsm-cw and -pni 20/20; pgd-at, then its PGD-20 bar)
 #          eval  (3: results/standard and results/adaptive on all 1,017 images, every model incl. the published
 #                 checkpoint, AutoAttack-rand at full strength; cells already in results/ are reused)
-#          speed (4: `bench speed --device cuda`; a 1-GPU torchrun (nccl) run of the ci suite)
+#          speed (4: `bench speed --device cuda` on small, WRN-34-1, WRN-34-10 in fp32 and bf16; a 1-GPU
+#                 torchrun (nccl) run of the ci suite compared with a plain run: one PASS/FAIL line)
 #   usage: bash scripts/gpu_job.sh [ITEM...]          (default: train eval speed)
 #          DRY_RUN=1 bash scripts/gpu_job.sh          (CPU, digits, a couple of batches: checks the plumbing)
 #   env:   JOB_DIR, BENCH_DATA_DIR (default .carry/data, else /tmp/bench-data: see `stage`), DEVICE (cuda),
@@ -93,13 +94,26 @@ item_eval() {
   done
 }
 
-item_speed() {
-  local quick=(); [ "$DRY" = 1 ] && quick=(--quick --data digits --repeats 1 --batch 16)
-  step speed "${SPEED_S:-300}" $PY -m bench speed --device "$DEVICE" "${quick[@]}" \
+item_speed() {  # item 4: PGD-10 cost (ours / limit / torchattacks / ART) on 3 archs in fp32 and bf16 + precision
+  # check; then the 1-GPU nccl check: a 1-process torchrun of `bench run` (BENCH_DIST_FORCE=1: the distributed
+  # path, process group nccl on cuda / gloo on cpu) against the same command without torchrun, compared by
+  # scripts/compare_records.py (one PASS/FAIL line, also in logs/job.txt; a second plain run is the control that
+  # tells GPU non-reproducibility from a distributed-path difference)
+  local sp=(--archs small,wrn-34-1,wrn-34-10 --precision fp32,bf16 --quick)  # --quick: item 4's sections only
+  [ "$DRY" = 1 ] && sp=(--archs small --precision fp32,bf16 --quick --repeats 1 --batch 2 --n 4)
+  step speed "${SPEED_S:-300}" $PY -m bench speed --device "$DEVICE" "${sp[@]}" \
     --json "$JOB_DIR/results/speed_$DEVICE.json"
-  local dist=(--models pgd-at --suite ci); [ "$DRY" = 1 ] && dist=(--models regular --suite ci --n 4)
-  step distributed "${SPEED_S:-300}" $PY -m bench run --device "$DEVICE" --workers 1 --quiet "${dist[@]}" \
-    --no-report --out "$JOB_DIR/results/distributed"
+  local run=(run --device "$DEVICE" --quiet --models regular,slwta --suite ci --n 128 --no-report)
+  [ "$DRY" = 1 ] && run=(run --device "$DEVICE" --quiet --models regular,slwta --suite ci --n 8 --no-report)
+  local backend=nccl; [ "$DEVICE" = cpu ] && backend=gloo
+  step distributed "${SPEED_S:-300}" env BENCH_DIST_FORCE=1 $PY -m torch.distributed.run --standalone \
+    --nproc_per_node 1 -m bench -- "${run[@]}" --out "$JOB_DIR/results/distributed/torchrun-$backend"
+  step distributed-plain "${SPEED_S:-300}" $PY -m bench "${run[@]}" --out "$JOB_DIR/results/distributed/plain"
+  step distributed-plain2 "${SPEED_S:-300}" $PY -m bench "${run[@]}" --out "$JOB_DIR/results/distributed/plain2"
+  step distributed-compare 60 $PY scripts/compare_records.py "$JOB_DIR/results/distributed/plain" \
+    "$JOB_DIR/results/distributed/torchrun-$backend" --label "1-process torchrun ($backend)" \
+    --control "$JOB_DIR/results/distributed/plain2"
+  log "distributed-compare: $(tail -n 1 "$JOB_DIR/logs/distributed-compare.txt" 2>/dev/null)"
 }
 
 case "${1:-}" in

@@ -1,8 +1,10 @@
-"""scripts/gpu_job.sh on the CPU (DRY_RUN=1: digits training, 4-image evaluations, quick speed): every step runs,
-is marked done, its log and the packed job folder come back, and a second run skips what is done. No GPU."""
+"""scripts/gpu_job.sh on the CPU (DRY_RUN=1: digits training, 4-image evaluations, quick speed in fp32 and bf16 with
+the precision check, the 1-process torchrun (gloo) run compared with a plain run): every step runs, is marked done,
+its log and the packed job folder come back, and a second run skips what is done. No GPU."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tarfile
@@ -31,13 +33,17 @@ def test_dry_run_runs_every_step_and_resumes(tmp_path):
     r = _run(tmp_path, "train", "eval", "speed")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     job = tmp_path / "job"
-    steps = {"train-pgd-at", "eval-standard-regular", "eval-adaptive-regular", "speed", "distributed"}
+    steps = {"train-pgd-at", "eval-standard-regular", "eval-adaptive-regular", "speed", "distributed",
+             "distributed-plain", "distributed-plain2", "distributed-compare"}
     assert {p.name for p in (job / "done").iterdir()} == steps
     for s in steps:
         assert (job / "logs" / f"{s}.txt").is_file(), s
     assert (job / "runs" / "pgd-at-digits" / "last.pt").is_file()  # the resumable epoch checkpoint travels
     assert (job / "results" / "standard" / "records.json").is_file()
-    assert (job / "results" / "speed_cpu.json").is_file()
+    speed = json.loads((job / "results" / "speed_cpu.json").read_text())
+    assert {"pgd-cost small-cnn", "pgd-cost small-cnn bf16", "pgd-10 precision fp32 vs bf16"} <= set(speed["sections"])
+    assert "robust_diff_pp" in speed  # the precision check ran on the trained pgd-at checkpoint (4 images)
+    assert "PASS: 1-process torchrun (gloo) run (world size 1) equals the plain run" in r.stdout
     parts = sorted((tmp_path / "out").glob("job.tar.part*"))
     assert parts and all(p.stat().st_size <= 16 * 2 ** 20 for p in parts)
     with open(tmp_path / "job.tar", "wb") as f:

@@ -142,3 +142,124 @@ def test_inference_table_says_why_the_fused_variant_is_missing():
     assert "fused variant skipped: no C++ compiler" in speed.format_inference("inference", res)
     res["fused_kernel"] = {"ok": True, "why": "loaded"}
     assert "skipped" not in speed.format_inference("inference", res)
+
+
+# ----------------------------------------------------------------------------------------------- archs, precision
+def _names(opts) -> list[str]:
+    return [s.name for s in speed.SECTIONS if speed.selected(s, opts)]
+
+
+def test_archs_pick_the_pgd_cost_sections():
+    base = speed.SpeedOptions()
+    assert "pgd-cost wrn-34-1" in _names(base) and "pgd-cost wrn-34-10" not in _names(base)  # default: no WRN-34-10
+    assert [n for n in _names(speed.SpeedOptions(quick=True)) if n.startswith("pgd-cost")] == ["pgd-cost small-cnn"]
+    gpu = speed.SpeedOptions(quick=True, archs=("small", "wrn-34-1", "wrn-34-10"), precisions=("fp32", "bf16"))
+    names = _names(gpu)
+    assert [n for n in names if n.startswith("pgd-cost")] == [
+        "pgd-cost small-cnn", "pgd-cost wrn-34-1", "pgd-cost wrn-34-10"]
+    assert "pgd-10 precision fp32 vs bf16" in names and "standard suite early exit vs torchattacks" not in names
+    assert "pgd-10 precision fp32 vs bf16" not in _names(base)  # fp32 only: no precision check
+    assert [n for n in _names(speed.SpeedOptions(archs=("wrn-34-10",))) if n.startswith("pgd-cost")] == [
+        "pgd-cost wrn-34-10"]
+
+
+def test_wrn34_10_is_the_46m_parameter_wideresnet():
+    # only built (~2 s): one forward+backward of WRN-34-10 on a CPU takes ~0.65 s per image and up to 10 s cold
+    model = speed.ARCHS["wrn-34-10"](3, 32, "cifar10")
+    assert 46.0e6 < sum(p.numel() for p in model.parameters()) < 46.5e6
+
+
+def test_pgd_sections_run_once_per_precision(monkeypatch):
+    from bench.tools.speed import run
+
+    seen = []
+
+    def fake(opts, ctx):
+        seen.append(opts.precisions)
+        return {"pgd_over_limit": 1.0 if opts.precisions == ("fp32",) else 9.0}
+
+    monkeypatch.setattr(run, "SECTIONS", [
+        speed.Section("pgd-cost a", fake, arch="small", headline={"pgd_over_limit": "pgd_over_limit"}),
+        speed.Section("pgd-cost b", fake, arch="wrn-34-10"),
+        speed.Section("check", lambda opts, ctx: {"robust_diff_pp": 0.25}, needs_bf16=True,
+                      headline={"robust_diff_pp": "robust_diff_pp"})])
+    opts = speed.SpeedOptions(archs=("small",), precisions=("fp32", "bf16"))
+    result = speed.run_speed(opts, torch.device("cpu"))
+    assert seen == [("fp32",), ("bf16",)] and result["archs"] == ["small"]
+    assert list(result["sections"]) == ["pgd-cost a", "pgd-cost a bf16", "check"]
+    assert result["pgd_over_limit"] == 1.0 and result["robust_diff_pp"] == 0.25  # headline: the fp32 run
+    assert result["precisions"] == ["fp32", "bf16"]
+
+
+def test_bad_archs_and_precision_are_one_line_errors(capsys):
+    from bench.commands.cli import main
+
+    assert main(["speed", "--archs", "small,wrn-28-10"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown wrn-28-10" in err and "wrn-34-10" in err
+    assert main(["speed", "--precision", "fp16"]) == 2
+    assert "unknown fp16" in capsys.readouterr().err and speed.parse_words("bf16,fp32,bf16", speed.PRECISIONS,
+                                                                          "--precision") == ("bf16", "fp32")
+
+
+def test_bf16_autocast_runs_the_model_in_bf16(tiny_digits_model, digits_eval):
+    from bench.tools.speed.precision import AutocastForward, autocast
+
+    x = digits_eval[0][:8]
+    with torch.no_grad():
+        with autocast("bf16", x.device):
+            assert tiny_digits_model(x).dtype == torch.bfloat16
+        with autocast("fp32", x.device):
+            ref = tiny_digits_model(x)
+        wrapped = AutocastForward(tiny_digits_model, "bf16")(x)
+    assert ref.dtype == wrapped.dtype == torch.float32
+    # bf16 keeps 8 bits of mantissa: the logits move, but by far less than their own scale
+    assert 0 < (wrapped - ref).abs().max() < 0.1 * ref.abs().max()
+
+
+def test_precision_check_on_the_tiny_model(tiny_digits_model, digits_eval):
+    from bench.attacks import create_attack
+
+    x, y = digits_eval[0][:32], digits_eval[1][:32]
+    res = speed.precision_check(tiny_digits_model, x, y, batch_size=16, seed=0)
+    assert set(res["robust_acc"]) == {"fp32", "bf16"} and res["n"] == 32 and res["bar_pp"] == 0.5
+    for p in ("fp32", "bf16"):
+        assert 0 <= res["robust_acc"][p] <= res["clean_acc"][p] <= 1
+    # fp32 column: the same as our PGD-10 run directly with the same seeded generator, batch by batch
+    pgd = create_attack("pgd-linf", eps=8 / 255, alpha=2 / 255, steps=10, random_start=True, early_stop=False)
+    gen = torch.Generator().manual_seed(0)
+    robust = []
+    for s in (0, 16):
+        adv = pgd(tiny_digits_model, x[s:s + 16], y[s:s + 16], generator=gen)
+        with torch.no_grad():
+            robust.append((tiny_digits_model(x[s:s + 16]).argmax(1) == y[s:s + 16])
+                          & (tiny_digits_model(adv).argmax(1) == y[s:s + 16]))
+    assert res["robust_acc"]["fp32"] == round(torch.cat(robust).float().mean().item(), 4)
+    diff = 100 * (res["robust_acc"]["bf16"] - res["robust_acc"]["fp32"])
+    assert res["robust_diff_pp"] == pytest.approx(diff, abs=0.01)  # the accuracies are rounded to 4 places
+    assert abs(res["robust_diff_pp"]) <= 100 * res["robust_flags_differ"] / 32 + 1e-9
+    assert res["within_bar"] == (abs(res["robust_diff_pp"]) <= 0.5)
+    assert "pp bar" in speed.format_precision("check", {"model": "tiny", **res})
+
+
+def test_precision_section_skips_models_that_do_not_fit():
+    from bench.tools.speed.precision import precision_section
+
+    ctx = speed.Context(torch.device("cpu"))
+    res = precision_section(speed.SpeedOptions(precision_model="slwta", precisions=("fp32", "bf16")), ctx)
+    assert "stochastic" in res["skipped"]
+    res = precision_section(speed.SpeedOptions(dataset="digits", precisions=("fp32", "bf16")), ctx)
+    assert res["skipped"] == "pgd-at is a cifar10 model (this run: digits)"
+    assert "skipped" in speed.format_precision("s", res)
+
+
+def test_pgd_cost_in_bf16_says_which_library_ran_in_which_precision(tiny_digits_model, digits_eval):
+    x = digits_eval[0][:8]
+    with torch.no_grad():
+        y = tiny_digits_model(x).argmax(1)
+    res = speed.pgd_cost(tiny_digits_model, x, y, repeats=1, art=True, precision="bf16")
+    lib = res["libraries_precision"]
+    assert res["precision"] == "bf16" and lib["ours"] == lib["torchattacks"] == lib["limit"] == "bf16"
+    assert lib["art"].startswith("bf16 (autocast inside the model's forward") and lib["step_ops"].startswith("fp32")
+    assert res["seconds_median"]["art"] > 0 and "pgd_over_limit" in res
+    assert "bf16 autocast: art, limit, ours" in speed.format_pgd_cost("pgd-cost tiny bf16", res)

@@ -65,12 +65,16 @@ HOST = socket.gethostname()
 #: set by ``bench run --workers`` in its ranks: the launcher prints the one-line error, the ranks stay quiet
 LAUNCHER_ENV = "BENCH_WORKERS_LAUNCHER"
 TIMEOUT_ENV = "BENCH_DIST_TIMEOUT_S"  # collectives wait this long for the slowest rank (default 7 days)
+#: ``=1``: a torchrun world of ONE process takes the distributed path too (process group, shard, merge), which
+#: checks that path (e.g. nccl on a single GPU) against a plain run (scripts/gpu_job.sh, item speed)
+FORCE_ENV = "BENCH_DIST_FORCE"
 
 
 # ----------------------------------------------------------------------------------------------- the world
 def is_distributed() -> bool:
-    """True inside a torchrun rank of a world of more than one process."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
+    """True inside a torchrun rank of a world of more than one process (or of one, with ``$BENCH_DIST_FORCE=1``)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return "RANK" in os.environ and (world > 1 or os.environ.get(FORCE_ENV) == "1")
 
 
 def is_main() -> bool:

@@ -13,8 +13,11 @@ from bench.data import load_eval
 @dataclass(frozen=True)
 class SpeedOptions:
     """``batch``: images per timed batch; ``repeats``: timed rounds (median reported); ``quick``: skip the heavy
-    sections; ``dataset`` / ``source``: as :func:`bench.data.load_eval`; ``n``: images of the suite section (None:
-    all); ``seed``: of the untrained weights and the attacks; ``art``: time ART's PGD too."""
+    sections; ``dataset`` / ``source``: as :func:`bench.data.load_eval`; ``n``: images of the suite section and of the
+    precision check (None: all); ``seed``: of the untrained weights and the attacks; ``art``: time ART's
+    PGD too; ``archs``: the ``pgd-cost`` sections to run (None: ``small`` and, unless ``quick``, ``wrn-34-1``);
+    ``precisions``: ``fp32`` and/or ``bf16`` (each ``pgd-cost`` section runs once per precision; with both, the
+    precision check runs too); ``precision_model``: the trained zoo model of the precision check."""
 
     batch: int = 256
     repeats: int = 3
@@ -24,6 +27,9 @@ class SpeedOptions:
     n: int | None = None
     seed: int = 0
     art: bool = True
+    archs: tuple[str, ...] | None = None
+    precisions: tuple[str, ...] = ("fp32",)
+    precision_model: str = "pgd-at"
 
 
 @dataclass

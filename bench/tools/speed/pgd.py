@@ -12,6 +12,10 @@ They run on the same model with frozen parameters, interleaved repeat by repeat 
 method alike), after one warm-up run; medians and the fastest repeats (``*_min``) are both kept. Untrained
 weights (seeded): the cost of a pass does not depend on them; the early-stop figure does (an untrained model is
 fooled fast), so it is reported, not used in a ratio.
+
+Precision (``--precision``, :mod:`.precision`): ``fp32``, or ``bf16`` autocast around the limit, our PGD and
+torchattacks and inside the model's forward for ART; the step updates are elementwise fp32 in both. Each result
+says which library ran in which precision (``libraries_precision``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from bench.nets.backbones.small_cnn import SmallCNN
 from bench.nets.backbones.wideresnet import WideResNet
 from bench.tools.crosscheck.references import art_classifier
 from bench.tools.speed.options import Context, SpeedOptions
+from bench.tools.speed.precision import AutocastForward, autocast
 from bench.tools.speed.timing import time_interleaved
 
 EPS, ALPHA, STEPS = EPS_LINF, ALPHA_LINF, 10
@@ -45,8 +50,36 @@ def wrn34_1(in_channels: int, input_size: int, dataset: str) -> nn.Module:
     return WideResNet(depth=34, width=1, in_channels=in_channels, dataset=dataset)
 
 
-def _contenders(model: nn.Module, x: torch.Tensor, y: torch.Tensor, art: bool) -> dict[str, Callable[[], object]]:
-    """The calls timed by :func:`pgd_cost`, by figure key."""
+def wrn34_10(in_channels: int, input_size: int, dataset: str) -> nn.Module:
+    """WRN-34-10 (46 M parameters: ~650 ms per image forward+backward on one CPU core; a GPU section)."""
+    return WideResNet(depth=34, width=10, in_channels=in_channels, dataset=dataset)
+
+
+#: ``--archs`` word -> the architecture of its ``pgd-cost`` section
+ARCHS = {"small": small_cnn, "wrn-34-1": wrn34_1, "wrn-34-10": wrn34_10}
+
+
+def _under(precision: str, device: torch.device, fn: Callable[[], object]) -> Callable[[], object]:
+    def call() -> object:
+        with autocast(precision, device):
+            return fn()
+
+    return call
+
+
+def libraries_precision(precision: str, art: bool) -> dict[str, str]:
+    """Which contender ran in which precision, as written into the result."""
+    out = {k: precision for k in ("limit", "ours", "ours_early_stop", "torchattacks")}
+    out["step_ops"] = "fp32 (elementwise: autocast does not apply)"
+    if art:
+        out["art"] = precision if precision == "fp32" else (
+            f"{precision} (autocast inside the model's forward, logits cast to fp32: ART's numpy has no bf16)")
+    return out
+
+
+def _contenders(model: nn.Module, x: torch.Tensor, y: torch.Tensor, art: bool,
+                precision: str = "fp32") -> dict[str, Callable[[], object]]:
+    """The calls timed by :func:`pgd_cost`, by figure key, each under ``precision``."""
     ours = create_attack("pgd-linf", eps=EPS, alpha=ALPHA, steps=STEPS, random_start=True, early_stop=False)
     ours_es = create_attack("pgd-linf", eps=EPS, alpha=ALPHA, steps=STEPS, random_start=True, early_stop=True)
     gen = torch.Generator(device=x.device).manual_seed(0)
@@ -65,18 +98,20 @@ def _contenders(model: nn.Module, x: torch.Tensor, y: torch.Tensor, art: bool) -
         for _ in range(STEPS):
             xa = ours._step_(xa, g0, x)
 
+    dev = x.device
     fns: dict[str, Callable[[], object]] = {
-        "limit": limit,
-        "ours": lambda: ours(model, x, y, generator=gen),
-        "ours_early_stop": lambda: ours_es(model, x, y, generator=gen),
-        "torchattacks": lambda: ta(x, y),
+        "limit": _under(precision, dev, limit),
+        "ours": _under(precision, dev, lambda: ours(model, x, y, generator=gen)),
+        "ours_early_stop": _under(precision, dev, lambda: ours_es(model, x, y, generator=gen)),
+        "torchattacks": _under(precision, dev, lambda: ta(x, y)),
         "step_ops": step_ops,
     }
     if art:
         with torch.no_grad():
             nb_classes = model(x[:1]).shape[1]
+        art_model = model if precision == "fp32" else AutocastForward(model, precision)
         art_pgd = ProjectedGradientDescent(
-            art_classifier(model, x, nb_classes), norm=np.inf, eps=EPS, eps_step=ALPHA, max_iter=STEPS,
+            art_classifier(art_model, x, nb_classes), norm=np.inf, eps=EPS, eps_step=ALPHA, max_iter=STEPS,
             num_random_init=1, batch_size=len(x), verbose=False,
         )
         x_np, y_np = x.cpu().numpy(), y.cpu().numpy()
@@ -88,16 +123,18 @@ def _ratio(a: float, b: float, digits: int = 4) -> float:
     return round(a / b, digits)
 
 
-def pgd_cost(model: nn.Module, x: torch.Tensor, y: torch.Tensor, repeats: int = 3, art: bool = True) -> dict:
-    """Times (a)-(d) of the module docstring on ``model`` and the batch ``(x, y)``; returns seconds
-    (median and every repeat) and the ratios."""
-    fns = _contenders(model, x, y, art)
+def pgd_cost(model: nn.Module, x: torch.Tensor, y: torch.Tensor, repeats: int = 3, art: bool = True,
+             precision: str = "fp32") -> dict:
+    """Times (a)-(d) of the module docstring on ``model`` and the batch ``(x, y)`` under ``precision``; returns
+    seconds (median and every repeat), the ratios, the precision and which library ran in which."""
+    fns = _contenders(model, x, y, art, precision)
     with frozen_eval(model):
         times = time_interleaved(fns, repeats, x.device)
     med = {k: statistics.median(v) for k, v in times.items()}
     best = {k: min(v) for k, v in times.items()}
     out = {
-        "batch": len(x), "steps": STEPS, "repeats": repeats,
+        "batch": len(x), "steps": STEPS, "repeats": repeats, "precision": precision,
+        "libraries_precision": libraries_precision(precision, "art" in fns),
         "seconds_median": {k: round(v, 4) for k, v in med.items()},
         "seconds_all": {k: [round(t, 4) for t in v] for k, v in times.items()},
         "pgd_over_limit": _ratio(med["ours"], med["limit"]),
@@ -118,18 +155,20 @@ def pgd_cost(model: nn.Module, x: torch.Tensor, y: torch.Tensor, repeats: int = 
     return out
 
 
-def pgd_section(builder: Callable[[int, int, str], nn.Module]) -> Callable[[SpeedOptions, Context], dict]:
-    """A section timing :func:`pgd_cost` on ``builder``'s architecture (seeded untrained weights); the labels are
-    the model's own clean predictions, so every sample starts correctly classified."""
+def pgd_section(arch: str) -> Callable[[SpeedOptions, Context], dict]:
+    """A section timing :func:`pgd_cost` on the architecture ``ARCHS[arch]`` (seeded untrained weights); the
+    labels are the model's own clean fp32 predictions, so every sample starts correctly classified; the
+    precision is ``opts.precisions[0]`` (the run calls the section once per precision)."""
 
     def run(opts: SpeedOptions, ctx: Context) -> dict:
         x = ctx.batch(opts)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(opts.seed)
-            model = builder(x.shape[1], x.shape[-1], opts.dataset).to(ctx.device).eval()
+            model = ARCHS[arch](x.shape[1], x.shape[-1], opts.dataset).to(ctx.device).eval()
         with torch.no_grad():
             y = model(x).argmax(1)
-        return pgd_cost(model, x, y, repeats=opts.repeats, art=opts.art)
+        res = pgd_cost(model, x, y, repeats=opts.repeats, art=opts.art, precision=opts.precisions[0])
+        return {"arch": arch, **res}
 
     return run
 
@@ -150,4 +189,8 @@ def format_pgd_cost(name: str, res: dict) -> str:
              f"{1000 * best[k]:.1f}", f"{best[k] / best['limit']:.3f}"]
             for k, v in med.items()]
     head = ["", "median ms", "/ limit", "/ ours", "min ms", "min / limit"]
-    return f"{name} (batch {res['batch']}, median of {res['repeats']})\n" + tabulate(rows, head, "github")
+    lib = res.get("libraries_precision", {})
+    bf16 = sorted(k for k, v in lib.items() if v.startswith("bf16"))
+    note = f"\nbf16 autocast: {', '.join(bf16)}; the rest fp32" if bf16 else ""
+    return (f"{name} (batch {res['batch']}, median of {res['repeats']}, {res.get('precision', 'fp32')})\n"
+            + tabulate(rows, head, "github") + note)

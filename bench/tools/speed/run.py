@@ -4,13 +4,14 @@ figures and table, and the headline keys lifted to the top of the result (second
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from bench.tools.speed.inference import format_inference, inference_section
 from bench.tools.speed.options import Context, SpeedOptions
-from bench.tools.speed.pgd import format_pgd_cost, pgd_section, small_cnn, wrn34_1
+from bench.tools.speed.pgd import format_pgd_cost, pgd_section
+from bench.tools.speed.precision import format_precision, precision_section
 from bench.tools.speed.suite import format_suite, suite_section
 from bench.tools.speed.timing import machine_info
 
@@ -19,13 +20,17 @@ from bench.tools.speed.timing import machine_info
 class Section:
     """One measurement of ``bench speed``: ``run(opts, ctx) -> dict`` (its figures); ``heavy`` ones are
     skipped by ``--quick``; ``headline`` maps top-level result keys to keys of the section's result; ``fmt``
-    draws its table."""
+    draws its table. ``arch``: a ``pgd-cost`` section, chosen by ``--archs`` and run once per precision (the
+    fp32 result under ``name``, bf16 under ``name + " bf16"``); ``needs_bf16``: runs only when ``--precision``
+    asks for bf16."""
 
     name: str
     run: Callable[[SpeedOptions, Context], dict]
     heavy: bool = False
     headline: dict[str, str] | None = None
     fmt: Callable[[str, dict], str] = format_pgd_cost
+    arch: str | None = None
+    needs_bf16: bool = False
 
 
 def _same(*keys: str) -> dict[str, str]:
@@ -34,9 +39,12 @@ def _same(*keys: str) -> dict[str, str]:
 
 #: the sections, in run order
 SECTIONS: list[Section] = [
-    Section("pgd-cost small-cnn", pgd_section(small_cnn),
+    Section("pgd-cost small-cnn", pgd_section("small"), arch="small",
             headline=_same("pgd_over_limit", "pgd_over_torchattacks", "art_over_pgd")),
-    Section("pgd-cost wrn-34-1", pgd_section(wrn34_1), heavy=True),
+    Section("pgd-cost wrn-34-1", pgd_section("wrn-34-1"), heavy=True, arch="wrn-34-1"),
+    Section("pgd-cost wrn-34-10", pgd_section("wrn-34-10"), heavy=True, arch="wrn-34-10"),
+    Section("pgd-10 precision fp32 vs bf16", precision_section, needs_bf16=True,
+            headline=_same("robust_diff_pp"), fmt=format_precision),
     Section("standard suite early exit vs torchattacks", suite_section, heavy=True,
             headline=_same("early_exit_speedup", "early_exit_worst_case_acc", "torchattacks_worst_case_acc"),
             fmt=format_suite),
@@ -49,30 +57,52 @@ SECTIONS: list[Section] = [
 #: top-level keys of the result, in this order (each written when its section ran)
 HEADLINE_KEYS = ("pgd_over_limit", "pgd_over_torchattacks", "art_over_pgd", "early_exit_speedup",
                  "early_exit_worst_case_acc", "torchattacks_worst_case_acc", "slwta_wrn34_1_ms_per_image_b1",
-                 "slwta_wrn34_1_ms_per_image_b256")
+                 "slwta_wrn34_1_ms_per_image_b256", "robust_diff_pp")
+#: the ``pgd-cost`` sections run when ``--archs`` is not given (``--quick``: the light ones of these)
+DEFAULT_ARCHS = ("small", "wrn-34-1")
+
+
+def selected(sec: Section, opts: SpeedOptions) -> bool:
+    """Whether ``sec`` runs under ``opts``: ``pgd-cost`` sections by ``opts.archs`` (None: :data:`DEFAULT_ARCHS`
+    less the heavy ones under ``quick``), the precision check when bf16 is asked for, the others unless
+    ``quick`` skips them as heavy."""
+    if sec.needs_bf16 and "bf16" not in opts.precisions:
+        return False
+    if sec.arch is not None and opts.archs is not None:
+        return sec.arch in opts.archs
+    if sec.arch is not None and sec.arch not in DEFAULT_ARCHS:
+        return False
+    return not (opts.quick and sec.heavy)
+
+
+def _runs(sec: Section, opts: SpeedOptions) -> list[tuple[str, SpeedOptions]]:
+    """(result name, options) of each run of ``sec``: once, or once per precision for a ``pgd-cost`` one."""
+    if sec.arch is None:
+        return [(sec.name, opts)]
+    return [(sec.name if p == "fp32" else f"{sec.name} {p}", replace(opts, precisions=(p,))) for p in opts.precisions]
 
 
 def run_speed(opts: SpeedOptions, device: torch.device, log: Callable[[str], None] | None = None,
               show: Callable[[str], None] | None = None) -> dict:
-    """Run every section of :data:`SECTIONS` (``opts.quick``: the light ones); ``log`` gets progress lines,
-    ``show`` each section's table. Returns the result with the headline keys first, then ``machine``,
-    ``quick`` and ``sections``."""
+    """Run the sections of :data:`SECTIONS` that :func:`selected` picks; ``log`` gets progress lines, ``show``
+    each section's table. Returns the result with the headline keys first, then ``machine``, ``quick``,
+    ``archs``, ``precisions`` and ``sections``."""
     say, draw = log or (lambda line: None), show or (lambda text: None)
     ctx = Context(device)
-    result: dict = {"machine": machine_info(device), "quick": opts.quick, "sections": {}}
+    archs = [s.arch for s in SECTIONS if s.arch is not None and selected(s, opts)]
+    result: dict = {"machine": machine_info(device), "quick": opts.quick, "archs": archs,
+                    "precisions": list(opts.precisions), "sections": {}}
     m = result["machine"]
     say(f"bench speed on {m['device_name']} ({m['cpus_usable']} usable CPUs, torch threads "
         f"{m['torch_threads']}, load {m.get('loadavg_1min_at_start', '?')})")
-    for sec in SECTIONS:
-        if opts.quick and sec.heavy:
-            continue
-        say(f"  measuring {sec.name} ...")
-        res = sec.run(opts, ctx)
-        result["sections"][sec.name] = res
-        for key, src in (sec.headline or {}).items():
-            if src in res:
-                result[key] = res[src]
-        draw(sec.fmt(sec.name, res))
+    for sec in (s for s in SECTIONS if selected(s, opts)):
+        for name, run_opts in _runs(sec, opts):
+            say(f"  measuring {name} ...")
+            res = sec.run(run_opts, ctx)
+            result["sections"][name] = res
+            if name == sec.name:  # headline figures come from the fp32 run
+                result.update({key: res[src] for key, src in (sec.headline or {}).items() if src in res})
+            draw(sec.fmt(name, res))
     heads = {k: result[k] for k in HEADLINE_KEYS if k in result}
     return {**heads, **{k: v for k, v in result.items() if k not in heads}}
 
