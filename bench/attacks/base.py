@@ -191,11 +191,16 @@ class Attack:
         for key in ("eps", "alpha", "sigma", "lr", "c", "kappa", "lam", "threshold"):
             v = getattr(self, key, None)
             if v is not None and not v >= 0:  # also rejects NaN
-                raise AttackConfigError(f"{self.name}: {key} must be >= 0, got {v}")
+                raise AttackConfigError(f"{self.name}: {key} must be >= 0, got {v}: give a non-negative number")
+        eps = getattr(self, "eps", None)
+        if self.norm == "linf" and eps is not None and eps > 1:  # pixels are in [0, 1]: more is a units mistake
+            raise AttackConfigError(f"{self.name}: eps {eps} is more than the whole pixel range: L-inf budgets are in "
+                                    "[0, 1] pixel units (8/255 = 0.0314), not 0-255")
         for key in ("steps", "restarts", "eot", "search_steps", "samples"):
             v = getattr(self, key, None)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise AttackConfigError(f"{self.name}: {key} must be an integer >= 1, got {v!r}")
+                raise AttackConfigError(f"{self.name}: {key} must be an integer >= 1, got {v!r}: give a whole "
+                                        "number >= 1")
         loss = getattr(self, "loss", None)
         if loss is not None and loss not in LOSSES:
             raise AttackConfigError(f"{self.name}: unknown loss {loss!r}, choose one of {tuple(LOSSES)}")

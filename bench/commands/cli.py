@@ -2,7 +2,8 @@
 
 Each subcommand parses its flags here and delegates to ``main(args)`` of its own thin module in
 :mod:`bench.commands`, which imports the heavy modules only when it runs (``bench --help`` loads no torch). A
-:class:`bench.core.errors.BenchError` becomes one line on stderr and exit status 2.
+:class:`bench.core.errors.BenchError` (or any other exception: a run error) becomes one line on stderr and
+exit status 2; exit statuses are listed in docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -53,12 +54,33 @@ def _passes(text: str) -> int:
     return r
 
 
+def _add_sort_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sort", default=None, metavar="KEY",
+                   help="order the leaderboard's rows: zoo (default), model (name), or a column such as "
+                        "worst-case or PGD (its accuracy, highest first)")
+
+
 def _add_run_parser(sub) -> None:
     """``bench run``'s flags."""
     p = sub.add_parser("run", help="evaluate models under an attack suite and write records + leaderboard")
-    p.add_argument("--models", default="all", help="all, comma-separated names, or a glob ('smoothing*')")
-    p.add_argument("--suite", default=None, help="attack suite (see `bench list suites`)")
-    p.add_argument("--out", default=None, help="output directory (default results/latest)")
+    p.add_argument("--models", default=None,
+                   help="all (default without --model), comma-separated zoo names, globs ('smoothing*') and card "
+                        "files (./cards/mine.toml), mixed freely")
+    p.add_argument("--model", action="append", default=None, metavar="SPEC",
+                   help="your own model (repeatable): [NAME=]FILE.py:builder[@weights.pt], pkg.module:builder"
+                        "[@weights.pt], a TorchScript .pt or a torch.export .pt2 file")
+    p.add_argument("--models-dir", default=None, metavar="DIR",
+                   help="a folder of your own model cards, used next to the zoo's (or set BENCH_MODELS_DIR)")
+    p.add_argument("--normalize", default=None, metavar="STATS",
+                   help="put (x - mean) / std in front of each --model: cifar10, digits, 255 (a model taking "
+                        "pixels in [0, 255]) or M,M,M/S,S,S (a card says normalize = {mean, std} instead)")
+    p.add_argument("--threat-model", default=None, metavar="Linf|L2",
+                   help="keep the suite's attacks of this norm (with --eps: at that budget)")
+    p.add_argument("--eps", default=None, metavar="EPS",
+                   help="the suite's budget in pixel units of [0, 1], fractions accepted (8/255); step sizes "
+                        "scale with it")
+    p.add_argument("--suite", default=None, help="attack suite (see `bench list suites`) or a suite file (.toml)")
+    p.add_argument("--out", default=None, help="output directory (default runs/latest, git-ignored)")
     p.add_argument("--full-matrix", action="store_true", help="attack every clean-correct sample with every attack")
     p.add_argument("--diagnose", action="store_true", help="run the gradient-masking diagnostics")
     p.add_argument("--batch-size", type=int, default=256)
@@ -68,13 +90,16 @@ def _add_run_parser(sub) -> None:
                         "deterministic models take none")
     p.add_argument("--workers", type=int, default=None, help="launch N local torchrun processes")
     p.add_argument("--no-report", action="store_true", help="write records only")
+    p.add_argument("--print", dest="print_all", action="store_true",
+                   help="print the whole leaderboard markdown (default: a short summary per model)")
+    _add_sort_flag(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_data_flags(p)
     p.set_defaults(handler=run.main)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
+    ap = _Parser(prog="bench", description=__doc__.splitlines()[0])
     ap.add_argument("--version", action="version", version=f"bench {__version__}")
     ap.set_defaults(uses_torch=True)  # `bench report` reads files only: no torch, no thread setup
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
@@ -102,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--repeats", type=int, default=3, help="timed repetitions (median is reported)")
     p.add_argument("--quick", action="store_true", help="small CNN only (skip WRN and suite timings)")
+    p.add_argument("--archs", default=None,
+                   help="pgd-cost sections to run, comma-separated: small, wrn-34-1, wrn-34-10 (default: small and, "
+                        "unless --quick, wrn-34-1; wrn-34-10 is for a GPU)")
+    p.add_argument("--precision", default="fp32",
+                   help="fp32, bf16 or fp32,bf16: each pgd-cost section once per precision (bf16 autocast); with "
+                        "both, robust accuracy of --precision-model under each against the 0.5 pp bar")
+    p.add_argument("--precision-model", default="pgd-at", help="trained zoo model of the precision check")
+    p.add_argument("--no-art", action="store_true", help="do not time ART's PGD")
     _add_data_flags(p)
     p.set_defaults(handler=speed.main)
 
@@ -122,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="redraw leaderboard and figures from records (runs no attack)")
     p.add_argument("dir", help="a results directory written by `bench run`")
+    _add_sort_flag(p)
     p.set_defaults(handler=report.main, uses_torch=False)
 
     p = sub.add_parser("check", help="re-measure committed results; exit 1 when robust accuracy drifts")
@@ -148,25 +182,91 @@ def set_omp_wait_policy() -> str | None:
     return "PASSIVE"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``bench`` console script."""
-    args = build_parser().parse_args(argv)
-    _split_data_flag(args)
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line (``bench run: error: ...; see `bench run --help```), exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
+def _check_device(args: argparse.Namespace) -> None:
+    """``--device``: a device torch knows and this machine has; :class:`BenchError` naming the fix otherwise."""
+    import torch  # torch is loaded already when this runs (commands that take --device use it)
+
+    name = getattr(args, "device", None)
+    if name in (None, "auto"):
+        return
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise BenchError(f"--device {name}: not a device name: use auto, cpu or cuda (cuda:N for GPU N)") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise BenchError(f"--device {name}: this machine has no usable CUDA GPU (torch {torch.__version__}): "
+                             "use --device cpu (or auto)")
+        if dev.index is not None and dev.index >= count:
+            raise BenchError(f"--device {name}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise BenchError(f"--device {name}: MPS is not available here: use --device cpu (or auto)")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise BenchError(f"--device {name}: bench runs on cpu, cuda or mps: use --device cpu (or auto)")
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """``bench run --out DIR``: DIR must be a folder or not exist yet (nothing is written when it is a file)."""
+    out = getattr(args, "out", None)
+    if args.command != "run" or not out:
+        return
+    path = os.path.abspath(out)
+    while path and not os.path.exists(path):
+        path = os.path.dirname(path) if os.path.dirname(path) != path else ""
+    if path and not os.path.isdir(path):
+        raise BenchError(f"--out {out}: {path} is a file, not a folder: choose a folder (new or written by bench run)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Thread setup, input checks and the subcommand's handler (errors propagate to :func:`main`)."""
     set_omp_wait_policy()  # before torch loads (bench.core.threads imports it)
+    _check_out(args)
     if args.uses_torch:
         # imported here: keeps `bench --help` (and `bench report`) from loading torch
         from bench.core.threads import configure_threads
 
         configure_threads()  # one place for every command (bench.core.threads.default_threads: how many, and why)
+        _check_device(args)
+    return int(args.handler(args) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``bench`` console script. Exit status: 0 ok, 1 ``bench check`` found a drift, 2 bad
+    input or a run error (one line on stderr; ``BENCH_DEBUG=1`` re-raises for the traceback), 130 interrupted."""
+    args = build_parser().parse_args(argv)
+    _split_data_flag(args)
+    say = f"bench {args.command}: "
     try:
-        rc = args.handler(args)
+        return _run(args)
     except BenchError as e:
-        print(f"bench {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        print(f"{say}error: {e}", file=sys.stderr)
     except KeyboardInterrupt:
-        print(f"bench {args.command}: interrupted; finished work is kept, rerun to continue", file=sys.stderr)
+        print(f"{say}interrupted; finished work is kept, rerun the same command to continue", file=sys.stderr)
         return 130
-    return int(rc or 0)
+    except Exception as e:  # a run error: one line, never a traceback from deep inside torch
+        if os.environ.get("BENCH_DEBUG"):
+            raise
+        print(f"{say}error: {_describe(e)}", file=sys.stderr)
+    return 2
+
+
+def _describe(e: Exception) -> str:
+    """One line for an unexpected exception: an OSError names the path and the fix; anything else its type."""
+    if isinstance(e, OSError) and e.strerror:
+        where = f" {e.filename}" if e.filename else ""
+        return (f"cannot use{where}: {e.strerror}: check the path, its permissions and the free space "
+                "(BENCH_DEBUG=1 shows the traceback)")
+    text = " ".join(str(e).split())[:300] or "(no message)"
+    return (f"unexpected {type(e).__name__}: {text} (a bug or an environment problem: rerun with BENCH_DEBUG=1 "
+            "for the traceback and report it)")
 
 
 if __name__ == "__main__":

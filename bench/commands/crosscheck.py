@@ -17,7 +17,9 @@ def main(args: argparse.Namespace) -> int:
     from bench.core.io import write_json_atomic
     from bench.core.threads import resolve_device
     from bench.tools.crosscheck import REFERENCES, format_table, run_crosscheck
+    from bench.tools.crosscheck.driver import resolve_rows
 
+    resolve_rows(getattr(args, "attacks", "all"))  # a bad attack name or parameter fails before the model loads
     references = tuple(r for r in REFERENCES if not (r == "art" and getattr(args, "no_art", False)))
     result = run_crosscheck(
         args.model, device=resolve_device(getattr(args, "device", "auto")), dataset=getattr(args, "dataset", None),

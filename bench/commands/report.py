@@ -12,6 +12,6 @@ def main(args: argparse.Namespace) -> int:
     # imported here: keeps `bench --help` from loading torch
     from bench.report import write_report
 
-    path = write_report(args.dir)
+    path = write_report(args.dir, sort=getattr(args, "sort", None))
     print(path.read_text())
     return 0

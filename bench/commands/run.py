@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 
@@ -15,6 +16,8 @@ def main(args: argparse.Namespace) -> int:
     from bench.eval.launch import launch_local
     from bench.eval.options import EvalOptions
     from bench.eval.stochastic import R_DEFAULT
+    from bench.suites.user import resolve_suite
+    from bench.tools.models import parse_normalize
     from bench.tools.run import run_bench
 
     if getattr(args, "workers", None) and args.workers > 1:  # launch torchrun with the same arguments
@@ -23,6 +26,15 @@ def main(args: argparse.Namespace) -> int:
                           device=resolve_device(args.device), passes=getattr(args, "passes", None) or R_DEFAULT,
                           progress=not getattr(args, "quiet", False))
     command = "bench " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["run"] else "bench run"
-    return run_bench(args.models, args.suite, options, n=args.n, out=args.out, dataset=args.dataset,
+    if getattr(args, "models_dir", None):  # the user's folder of cards, next to the zoo's
+        os.environ["BENCH_MODELS_DIR"] = args.models_dir
+    own = getattr(args, "model", None) or []
+    models = args.models if args.models is not None else ("" if own else "all")
+    suite = args.suite
+    if (suite or "").endswith(".toml") or getattr(args, "threat_model", None) or getattr(args, "eps", None):
+        suite = resolve_suite(suite, args.threat_model, args.eps).name  # registered for this process
+    return run_bench(models, suite, options, n=args.n, out=args.out, dataset=args.dataset,
                      data_source=args.data, diagnose=bool(getattr(args, "diagnose", False)),
-                     write_report=not args.no_report, command=command)
+                     write_report=not args.no_report, command=command,
+                     print_all=bool(getattr(args, "print_all", False)), sort=getattr(args, "sort", None),
+                     extra_models=own, normalize=parse_normalize(getattr(args, "normalize", None), args.dataset))

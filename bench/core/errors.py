@@ -1,4 +1,5 @@
-"""User-facing errors: one line, no traceback, non-zero exit (the CLI catches :class:`BenchError`)."""
+"""User-facing errors: one line, no traceback, exit status 2 (:func:`bench.commands.cli.main` catches
+:class:`BenchError`; every exit status is listed in docs/reliability.md)."""
 
 
 class BenchError(Exception):

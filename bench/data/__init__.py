@@ -86,15 +86,36 @@ def _load_npz(path: Path) -> np.lib.npyio.NpzFile:
     try:
         return np.load(path, allow_pickle=False)
     except Exception as e:  # zip / format errors -> one line
-        raise DataError(f"data file {path} could not be read ({type(e).__name__}: {e})") from None
+        first = " ".join(str(e).split())[:160]
+        raise DataError(f"data file {path} could not be read ({type(e).__name__}: {first}): replace it with the "
+                        "shipped copy") from None
 
 
-def _subset(n: int | None, total: int) -> int:
+def _arrays(path: Path, *keys: str) -> tuple[np.ndarray, ...]:
+    """The arrays ``keys`` of the npz file ``path``; :class:`DataError` when one is missing or unreadable."""
+    z = _load_npz(path)
+    missing = [k for k in keys if k not in z.files]
+    if missing:
+        raise DataError(f"data file {path} lacks the array {missing[0]!r} (it has {', '.join(z.files) or 'none'}): "
+                        "replace it with the shipped copy")
+    try:
+        return tuple(z[k] for k in keys)
+    except Exception as e:  # a member that does not decompress or parse
+        raise DataError(f"data file {path} could not be read ({type(e).__name__}): replace it with the shipped copy"
+                        ) from None
+
+
+def _subset(n: int | None, total: int, name: str) -> int:
+    """How many images ``--n`` keeps: all when None; :class:`DataError` when it is < 1 or more than there are
+    (never silently fewer images than asked for)."""
     if n is None:
         return total
     if n < 1:
-        raise DataError(f"--n must be >= 1, got {n}")
-    return min(n, total)
+        raise DataError(f"--n must be >= 1, got {n}: use a positive number of images (or leave --n out)")
+    if n > total:
+        raise DataError(f"--n {n} is more than the {total:,} {name} evaluation images: use --n {total} or fewer "
+                        "(or leave --n out)")
+    return n
 
 
 def _to_float_nchw(x_uint8_nhwc: np.ndarray) -> torch.Tensor:
@@ -110,24 +131,24 @@ def load_eval(name: str = "cifar10", n: int | None = None, source: str = "npz") 
     if name == "digits":
         x, y = _digits()
         x, y = x[_DIGITS_TRAIN:], y[_DIGITS_TRAIN:]
-        k = _subset(n, len(y))
+        k = _subset(n, len(y), "digits")
         return EvalSet("digits", torch.from_numpy(x[:k]), torch.from_numpy(y[:k]),
                        torch.arange(_DIGITS_TRAIN, _DIGITS_TRAIN + k), tuple(str(i) for i in range(10)), "sklearn")
     if name != "cifar10":
         raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     if source == "torchvision":
         x, y = _torchvision_cifar10(train=False)
-        k = _subset(n, len(y))
+        k = _subset(n, len(y), "cifar10")
         return EvalSet("cifar10", _to_float_nchw(x[:k]), torch.from_numpy(y[:k]), torch.arange(k),
                        CIFAR10_CLASSES, "torchvision")
     if source != "npz":
         raise DataError(f"unknown data source {source!r}: choose one of {', '.join(SOURCES)}")
     path = _shipped_file(EXACT_FILE)
-    z = _load_npz(path)
-    x, y, idx = z["x_test"], z["y_test"], z["test_index"]
-    if x.shape[1:] != (32, 32, 3) or x.dtype != np.uint8 or len(x) != len(y):
-        raise DataError(f"data file {path} has unexpected arrays (x_test {x.shape} {x.dtype})")
-    k = _subset(n, len(y))
+    x, y, idx = _arrays(path, "x_test", "y_test", "test_index")
+    if x.shape[1:] != (32, 32, 3) or x.dtype != np.uint8 or len(x) != len(y) or len(idx) != len(y):
+        raise DataError(f"data file {path} has unexpected arrays (x_test {x.shape} {x.dtype}, y_test {y.shape}, "
+                        "expected uint8 (N, 32, 32, 3) and N labels): replace it with the shipped copy")
+    k = _subset(n, len(y), "cifar10")
     return EvalSet("cifar10", _to_float_nchw(x[:k]), torch.from_numpy(y[:k].astype(np.int64)),
                    torch.from_numpy(idx[:k].astype(np.int64)), CIFAR10_CLASSES, _verified[path])
 

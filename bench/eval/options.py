@@ -30,5 +30,5 @@ class EvalOptions:
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
-            raise BenchError(f"batch size must be >= 1, got {self.batch_size}")
+            raise BenchError(f"batch size must be >= 1, got {self.batch_size}: use --batch-size 1 or more")
         object.__setattr__(self, "device", torch.device(self.device))

@@ -110,6 +110,8 @@ def run_models(
         try:
             model = spec.load()
         except ModelCardError as e:  # e.g. a checkpoint file missing: the other models still run
+            if len(models) == 1:  # the only model asked for: its error is the run's error (one line)
+                raise
             log(f"note: skipping {spec.name}: {e}")
             continue
         model = model.to(opts.device)
@@ -183,5 +185,6 @@ def collect_records(out: str | Path, run_info: dict, annotate: Annotate | None =
         run_info["model_suites"] = model_suites
     if annotated:
         run_info["diagnostics"] = annotated
-    write_records(out, rows, run_info)
+    if rows:  # no model evaluated yet: no empty records file
+        write_records(out, rows, run_info)
     return rows

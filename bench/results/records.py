@@ -174,7 +174,8 @@ def read_records(out: str | Path) -> tuple[dict, list[dict]]:
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise BenchError(f"{path} is not valid JSON ({e})") from None
+        raise BenchError(f"{path} is not valid JSON ({e}): restore it, or rerun `bench run` into a fresh --out"
+                         ) from None
     if data.get("schema") != SCHEMA:
         raise BenchError(f"{path} has records schema {data.get('schema')}, this bench reads schema {SCHEMA}")
     return data.get("run", {}), data.get("records", [])

@@ -9,6 +9,7 @@ from __future__ import annotations
 from bench.attacks.transfer import is_registered_source
 from bench.core.budgets import ALPHA_LINF, EPS_LINF
 from bench.core.errors import AttackConfigError, BenchError
+from bench.core.registry import suggest
 from bench.suites.base import Entry, Suite
 from bench.zoo import get_card
 
@@ -36,7 +37,8 @@ def adaptive_params(**params: object) -> dict[str, int]:
     unknown name or a bad value)."""
     unknown = sorted(set(params) - set(ADAPTIVE_PARAMS))
     if unknown:
-        raise AttackConfigError(f"adaptive suite: unknown parameter {unknown[0]!r}; parameters: "
+        raise AttackConfigError(f"adaptive suite: unknown parameter {unknown[0]!r}"
+                                f"{suggest(unknown[0], list(ADAPTIVE_PARAMS))}; parameters: "
                                 f"{', '.join(ADAPTIVE_PARAMS)}")
     out = dict(ADAPTIVE_PARAMS)
     for k, v in params.items():

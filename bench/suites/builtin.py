@@ -113,9 +113,9 @@ def _parse_params(part_list: str) -> dict[str, int]:
         try:
             params[key.strip()] = int(value)
         except ValueError:
-            raise BenchError(f"suite parameter {part!r}: expected key=integer") from None
+            raise BenchError(f"suite parameter {part!r}: expected key=integer, e.g. adaptive:aa_steps=50") from None
         if not eq:
-            raise BenchError(f"suite parameter {part!r}: expected key=integer")
+            raise BenchError(f"suite parameter {part!r}: expected key=integer, e.g. adaptive:aa_steps=50")
     return params
 
 

@@ -8,58 +8,32 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 
 from torch import nn
 
-from bench import report, zoo
+from bench import report
 from bench.core.errors import BenchError
 from bench.core.io import REPO_ROOT
 from bench.data import load_eval
+from bench.diagnostics import ALWAYS_CHECKS, apply_warnings, record_flags
 from bench.eval import distributed
 from bench.eval.options import EvalOptions
 from bench.eval.runner import ModelSpec, run_models
 from bench.results import Matrix
 from bench.suites import DEFAULT_SUITE, Suite, get_suite
 from bench.tools.diagnose import apply_saved, diagnose_model, diagnostics_budget
+from bench.tools.models import resolve_model_specs
+from bench.tools.summary import check_sort, summary_text
 
-FULL_COMMAND = "bench run --models all --suite standard --out results/standard"
+#: the closing hint: the full evaluation, into a fresh git-ignored folder (never the committed results/)
+FULL_COMMAND = "bench run --models all --suite standard --out runs/standard"
+#: where `bench run` writes without --out: git-ignored (.gitignore has /runs/), never the committed results/
+DEFAULT_OUT = REPO_ROOT / "runs" / "latest"
 
 
 def _log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def select_cards(spec: str) -> list:
-    """Zoo cards for ``all``, comma-separated names or shell globs ('smoothing*'); in order, no repeats."""
-    if spec.strip() in ("all", "*", ""):
-        return zoo.list_cards("*")
-    cards: dict[str, object] = {}
-    for part in (p.strip() for p in spec.split(",") if p.strip()):
-        if any(ch in part for ch in "*?["):
-            found = zoo.list_cards(part)
-            if not found:
-                raise BenchError(f"no model matches {part!r}; see `bench list models`")
-        else:
-            found = [zoo.get_card(part)]
-        cards.update((c.name, c) for c in found)
-    return list(cards.values())
-
-
-def model_specs(cards: Iterable, dataset: str, device, log: Callable[[str], None] = _log) -> list[ModelSpec]:
-    """The trained cards of ``dataset`` as lazily loaded :class:`ModelSpec`; a note for each one skipped."""
-    specs = []
-    for card in cards:
-        if not card.trained:
-            log(f"note: skipping {card.name}: untrained (train it with `bench train {card.name}`)")
-        elif card.data != dataset:
-            log(f"note: skipping {card.name}: a {card.data} model (this run: --dataset {dataset})")
-        else:
-            specs.append(ModelSpec(card.name, partial(zoo.load_model, card, device),
-                                   {"checkpoint_sha256": card.sha256, "stochastic": bool(card.stochastic),
-                                    "description": card.description, "data": card.data}))
-    return specs
 
 
 def evaluate_and_diagnose(
@@ -89,20 +63,35 @@ def evaluate_and_diagnose(
                        budget_s=budget, log=log)
 
     return run_models(models, suite, data, out, opts, command=command, data_source=data_source, log=log,
-                      after_model=after_model if diagnose else None, annotate=apply_saved)
+                      after_model=after_model if diagnose else None, annotate=annotate_records)
+
+
+def annotate_records(out: Path, name: str, rows: list[dict]) -> dict:
+    """The ``annotate`` hook of every ``bench run``: the record checks that need no forward pass
+    (:data:`bench.diagnostics.ALWAYS_CHECKS`: FGSM > PGD, adaptive stronger than plain, accuracy rising
+    with eps, per-sample aggregates) on one model's rows, then its saved ``--diagnose`` flags
+    (:func:`bench.tools.diagnose.apply_saved`); returns what the run's ``diagnostics`` keeps of them."""
+    apply_warnings(rows, record_flags(rows, only=ALWAYS_CHECKS))
+    return {"record_checks": list(ALWAYS_CHECKS), **(apply_saved(out, name, rows) or {})}
 
 
 def run_bench(models: str, suite: str | None, options: EvalOptions, *, n: int | None = None,
               out: str | Path | None = None, dataset: str = "cifar10", data_source: str = "npz",
-              diagnose: bool = False, write_report: bool = True, command: str = "bench run") -> int:
-    """``bench run``: evaluate the zoo models ``models`` (:func:`select_cards`) under ``suite`` on the first
-    ``n`` images into ``out`` (default results/latest), write records + matrices (+ leaderboard and figures
-    with ``write_report``), print the leaderboard. Under torchrun only rank 0 writes outside its shards."""
+              diagnose: bool = False, write_report: bool = True, command: str = "bench run",
+              print_all: bool = False, sort: str | None = None, extra_models: Iterable[str] = (),
+              normalize: dict | None = None) -> int:
+    """``bench run``: evaluate the zoo models ``models`` (:func:`bench.zoo.cards.select_cards`) under ``suite``
+    on the first ``n`` images into ``out``, write records + matrices (+ leaderboard and figures
+    with ``write_report``, rows ordered by ``sort``: :func:`bench.report.sort_models`), print the terminal
+    summary (:mod:`bench.tools.summary`; the whole markdown with ``print_all``). Default ``out``:
+    :data:`DEFAULT_OUT`. Under torchrun only rank 0 writes outside its shards."""
     suite_ = get_suite(suite or DEFAULT_SUITE)
+    check_sort(sort, suite_)
     n = n if n is not None else suite_.default_n
-    out = Path(out) if out else REPO_ROOT / "results" / "latest"
+    out = Path(out) if out else DEFAULT_OUT
     options = replace(options, device=distributed.init(options.device))  # under torchrun: the rank's device
-    specs = model_specs(select_cards(models), dataset, options.device)
+    # zoo names, card files and the user's model specs (``extra_models``: --model), validated when loaded
+    specs = resolve_model_specs(models, extra_models, dataset, options.device, n, data_source, normalize)
     if not specs:
         raise BenchError(f"no trained {dataset} model matches --models {models!r}; see `bench list models`")
     data = load_eval(dataset, n, data_source)
@@ -114,10 +103,11 @@ def run_bench(models: str, suite: str | None, options: EvalOptions, *, n: int | 
     if not rows:
         raise BenchError(f"no model could be evaluated (see the notes above); nothing written to {out}")
     if write_report:
-        report.write_report(out)
-    print(report.leaderboard_markdown(out, figures=False))
-    _log(f"wrote {out} in {time.perf_counter() - t0:.1f} s"
-         + (f"; leaderboard: {out / 'leaderboard.md'}" if write_report else ""))
+        report.write_report(out, sort=sort)
+    if print_all:
+        print(report.leaderboard_markdown(out, figures=False, sort=sort))
+    print(summary_text(out, sort=sort, seconds=time.perf_counter() - t0, report_written=write_report))
     if suite_.name != "standard" or n is not None:
-        _log(f"this was a quick evaluation (suite {suite_.name}, {len(data)} images); the full one: {FULL_COMMAND}")
+        _log(f"this was a quick evaluation (suite {suite_.name}, {len(data)} images); the full one: {FULL_COMMAND} "
+             "(a fresh, git-ignored folder)")
     return 0
