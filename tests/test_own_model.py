@@ -350,3 +350,24 @@ def test_import_bench_stays_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "evaluate_model" in out and "attack" in out
     assert (Path(bench.__file__).parent / "py.typed").is_file()
+
+
+def test_reported_accuracy_shown_beside_ours(user_dir, capsys):
+    """A card's `reported` claims (fractions or %) appear in the leaderboard beside our measure of the column."""
+    (user_dir / "lin.toml").write_text('builder = "mymodels.py:build"\ncheckpoint = "w.pt"\ndata = "digits"\n'
+                                       'paper = "Doe et al."\nvenue = "ICML 2030"\n'
+                                       'reported = {clean = 0.97, PGD = 61.5}\n')
+    out = user_dir / "claims"
+    rc, err = _run(["run", "--models", str(user_dir / "lin.toml"), "--data", "digits", "--suite", "ci", "--n", "32",
+                    "--out", str(out), "--quiet"], capsys)
+    assert rc == 0, err
+    frame = bench.results.load(out).set_index("attack")
+    text = (out / "leaderboard.md").read_text()
+    section = text.split("## Reported by the authors", 1)[1].split("\n## ", 1)[0]
+    assert "Doe et al. ICML 2030" in section
+    clean = f"{100 * frame.loc['clean', 'accuracy']:.2f}"
+    pgd = f"{100 * frame.loc['PGD', 'accuracy']:.2f}"
+    rows = {cells[1]: cells[2:5] for line in section.splitlines() if line.startswith("| lin")
+            for cells in [[c.strip() for c in line.strip("|").split("|")]]}
+    worst = f"{100 * frame.loc['worst-case', 'accuracy']:.2f}"
+    assert rows == {"clean": ["97.00", clean, worst], "PGD": ["61.50", pgd, worst]}
