@@ -27,6 +27,11 @@ def main(args: argparse.Namespace) -> int:
                           progress=not getattr(args, "quiet", False))
     command = "bench " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["run"] else "bench run"
     if getattr(args, "models_dir", None):  # the user's folder of cards, next to the zoo's
+        if not os.path.isdir(args.models_dir):
+            from bench.core.errors import BenchError
+
+            raise BenchError(f"--models-dir {args.models_dir}: no such folder; give the folder that holds your "
+                             "model cards (*.toml)")
         os.environ["BENCH_MODELS_DIR"] = args.models_dir
     own = getattr(args, "model", None) or []
     models = args.models if args.models is not None else ("" if own else "all")

@@ -44,7 +44,8 @@ def import_builder(spec: str, base: Path | None = None) -> Callable[..., nn.Modu
             path = base / path
         path = path.resolve()
         if not path.is_file():
-            raise ModelCardError(f"builder {spec!r}: file {path} does not exist")
+            raise ModelCardError(f"builder {spec!r}: file {path} does not exist: check the path "
+                                 "(relative paths are from the card's folder)")
         mod_name = "bench_user_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
         module = sys.modules.get(mod_name)
         if module is None:
@@ -88,7 +89,7 @@ def load_saved_program(path: Path) -> nn.Module:
     """A TorchScript file (``torch.jit.load``) or a ``torch.export`` program (``.pt2``, ``torch.export.load``)
     as a module on the CPU; a plain state dict is refused with the fix (name its builder)."""
     if not path.is_file():
-        raise ModelCardError(f"model file {path} does not exist")
+        raise ModelCardError(f"model file {path} does not exist: check the path given to --model")
     if path.suffix in EXPORT_SUFFIXES:
         try:
             return ExportedModel(torch.export.load(str(path)).module())

@@ -110,7 +110,7 @@ def source_sha256(source: Mapping) -> str:
             return ""  # pkg.module:builder without weights: nothing on disk to pin
         path = Path(module)
     if not path.is_file():
-        raise ModelCardError(f"model file {path} does not exist")
+        raise ModelCardError(f"model file {path} does not exist: check the path given to --model")
     return file_sha256(path)
 
 
