@@ -42,8 +42,8 @@ class AdaptivePGD(Attack):
                        restarts=self.restarts, early_stop=self.early_stop, eot=eot, loss=self.loss)
 
     def cost(self) -> float:
-        """``steps x restarts`` forward+backward passes per image (subclasses with EOT multiply by it)."""
-        return float(self.steps * self.restarts)
+        """``steps x restarts x eot`` forward+backward passes per image (``eot`` 1 for subclasses without it)."""
+        return float(self.steps * self.restarts * getattr(self, "eot", 1))
 
     def effective_eps(self) -> float:
         return self.pgd().effective_eps()

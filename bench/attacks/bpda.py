@@ -81,10 +81,6 @@ class BPDAPGD(AdaptivePGD):
         if not self.temperature > 0:
             raise AttackConfigError(f"{self.name}: temperature must be > 0, got {self.temperature}")
 
-    def cost(self) -> float:
-        """``steps x restarts x eot`` forward+backward passes per image."""
-        return float(self.steps * self.restarts * self.eot)
-
     def perturb(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator
     ) -> torch.Tensor:

@@ -64,10 +64,6 @@ class TransferPGD(AdaptivePGD):
         if not isinstance(self.source, str) or not self.source:
             raise AttackConfigError(f"{self.name}: source must name a zoo model, got {self.source!r}")
 
-    def cost(self) -> float:
-        """``steps x restarts x eot`` forward+backward passes per image (on the source model)."""
-        return float(self.steps * self.restarts * self.eot)
-
     def perturb(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator
     ) -> torch.Tensor:
