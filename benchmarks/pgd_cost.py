@@ -14,7 +14,7 @@ import sys
 
 import torch
 
-from bench.commands.speed import main as speed_command
+from honestbench.cli.speed import main as speed_command
 
 
 def main(argv: list[str] | None = None) -> int:

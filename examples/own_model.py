@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-import bench
+import honestbench
 
 sys.path.insert(0, str(Path(__file__).parent))
 from resnet18_32 import build  # noqa: E402  (the example's own model file)
@@ -22,6 +22,6 @@ args = ap.parse_args()
 
 torch.manual_seed(0)
 model = build(in_channels=1 if args.data == "digits" else 3)  # train it first; a random one is fine here
-records = bench.evaluate_model(model, suite="ci", data=args.data, n=args.n, out=args.out, device="cpu",
+records = honestbench.evaluate_model(model, suite="ci", data=args.data, n=args.n, out=args.out, device="cpu",
                                name="resnet18")
 print(records[["model", "attack", "accuracy", "count", "n"]].to_string(index=False))

@@ -1,9 +1,9 @@
 """Estimate a zoo card's training time on the CPU (the 2-core figure of the cards) from a few timed batches.
 
 THIS IS AN EXTRAPOLATION FROM K TIMED BATCHES, NOT A FULL TRAINING RUN. For each card it builds the card's real
-training run (:class:`bench.train.trainer.Trainer`: the card's model, recipe, optimiser, schedule and training
+training run (:class:`honestbench.train.trainer.Trainer`: the card's model, recipe, optimiser, schedule and training
 attacks, on the shipped CIFAR-10 training images) on the CPU and runs training iterations through the trainer's own
-loop (:meth:`bench.train.trainer.Trainer.run_epoch`, one batch per call: data indexing + augmentation, the
+loop (:meth:`honestbench.train.trainer.Trainer.run_epoch`, one batch per call: data indexing + augmentation, the
 mixed-schedule draw, the training attack, forward, backward, optimiser and LR step): ``W`` warm-up batches (not
 timed), then ``K`` timed batches at the card's recipe batch size ``B``. Loading the training set (the one-off JPEG
 decode and its cache) and building the model happen in ``Trainer(...)``, before the first batch: they are not timed.
@@ -51,7 +51,7 @@ SLOW_BACKBONE_WARMUP = {"wrn-34-1": 1}
 
 
 class _FixedDraw:
-    """Stands in for :class:`bench.train.recipe.MixedSchedule` for one batch: always draws ``kind``."""
+    """Stands in for :class:`honestbench.train.recipe.MixedSchedule` for one batch: always draws ``kind``."""
 
     def __init__(self, kind: str | None):
         self.kind = kind
@@ -62,8 +62,8 @@ class _FixedDraw:
 
 def expected_shares(recipe: Any) -> dict[str, float]:
     """The recipe's expected share of batches of each kind (``'clean'`` or an attack name); sums to 1: the
-    trainer's own schedule (:meth:`bench.train.recipe.MixedSchedule.shares`)."""
-    from bench.train import MixedSchedule
+    trainer's own schedule (:meth:`honestbench.train.recipe.MixedSchedule.shares`)."""
+    from honestbench.train import MixedSchedule
 
     if recipe.kind != "adversarial":
         return {"clean": 1.0}
@@ -119,7 +119,7 @@ def measure_card(card: Any, *, timed: int = DEFAULT_TIMED, warmup: int = 2, data
     """
     import torch
 
-    from bench.train import Trainer
+    from honestbench.train import Trainer
 
     if timed < 1 or warmup < 0:
         raise ValueError("need timed >= 1 and warmup >= 0")
@@ -193,15 +193,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--update-card", action="store_true", help="write the estimate into each card's [result]")
     args = ap.parse_args(argv)
 
-    from bench.commands.cli import set_omp_wait_policy
+    from honestbench.cli.main import set_omp_wait_policy
 
     set_omp_wait_policy()  # as the bench CLI does, before torch loads
-    from bench.core.io import write_json_atomic
-    from bench.core.threads import configure_threads
+    from honestbench.core.io import write_json_atomic
+    from honestbench.core.threads import configure_threads
 
     configure_threads()  # BENCH_THREADS
-    from bench.zoo import get_card, list_cards
-    from bench.zoo.writing import write_result
+    from honestbench.zoo import get_card, list_cards
+    from honestbench.zoo.writing import write_result
 
     if args.all:
         cards = [c for c in list_cards() if c.recipe and not c.external]

@@ -78,7 +78,7 @@ item_train() {  # TRAIN_CARDS: a subset of the plan (card:epochs:batch), in this
 
 item_eval() {
   local models suite suite_arg m pids extra n=()
-  models=$($PY -c "from bench.zoo import list_cards; print(' '.join(c.name for c in list_cards() if c.trained))")
+  models=$($PY -c "from honestbench.zoo import list_cards; print(' '.join(c.name for c in list_cards() if c.trained))")
   [ "$DRY" = 1 ] && { models=regular; n=(--n 4); }
   for suite in standard adaptive; do
     [ -d "$JOB_DIR/results/$suite" ] || { [ "$DRY" = 1 ] || cp -r "results/$suite" "$JOB_DIR/results/"; }
@@ -86,7 +86,7 @@ item_eval() {
     suite_arg=$suite; [ "$DRY" = 1 ] && suite_arg=ci
     pids=()
     for m in $models; do  # one process per model, side by side (each alone leaves an H200 mostly idle)
-      step "eval-$suite-$m" "${EVAL_S:-900}" $PY -m bench run --device "$DEVICE" --quiet --models "$m" \
+      step "eval-$suite-$m" "${EVAL_S:-900}" $PY -m honestbench run --device "$DEVICE" --quiet --models "$m" \
         --suite "$suite_arg" "${extra[@]}" "${n[@]}" --out "$JOB_DIR/results/$suite" &
       pids+=($!)
     done
@@ -101,15 +101,15 @@ item_speed() {  # item 4: PGD-10 cost (ours / limit / torchattacks / ART) on 3 a
   # tells GPU non-reproducibility from a distributed-path difference)
   local sp=(--archs small,wrn-34-1,wrn-34-10 --precision fp32,bf16 --quick)  # --quick: item 4's sections only
   [ "$DRY" = 1 ] && sp=(--archs small --precision fp32,bf16 --quick --repeats 1 --batch 2 --n 4)
-  step speed "${SPEED_S:-300}" $PY -m bench speed --device "$DEVICE" "${sp[@]}" \
+  step speed "${SPEED_S:-300}" $PY -m honestbench speed --device "$DEVICE" "${sp[@]}" \
     --json "$JOB_DIR/results/speed_$DEVICE.json"
   local run=(run --device "$DEVICE" --quiet --models regular,slwta --suite ci --n 128 --no-report)
   [ "$DRY" = 1 ] && run=(run --device "$DEVICE" --quiet --models regular,slwta --suite ci --n 8 --no-report)
   local backend=nccl; [ "$DEVICE" = cpu ] && backend=gloo
   step distributed "${SPEED_S:-300}" env BENCH_DIST_FORCE=1 $PY -m torch.distributed.run --standalone \
-    --nproc_per_node 1 -m bench -- "${run[@]}" --out "$JOB_DIR/results/distributed/torchrun-$backend"
-  step distributed-plain "${SPEED_S:-300}" $PY -m bench "${run[@]}" --out "$JOB_DIR/results/distributed/plain"
-  step distributed-plain2 "${SPEED_S:-300}" $PY -m bench "${run[@]}" --out "$JOB_DIR/results/distributed/plain2"
+    --nproc_per_node 1 -m honestbench -- "${run[@]}" --out "$JOB_DIR/results/distributed/torchrun-$backend"
+  step distributed-plain "${SPEED_S:-300}" $PY -m honestbench "${run[@]}" --out "$JOB_DIR/results/distributed/plain"
+  step distributed-plain2 "${SPEED_S:-300}" $PY -m honestbench "${run[@]}" --out "$JOB_DIR/results/distributed/plain2"
   step distributed-compare 60 $PY scripts/compare_records.py "$JOB_DIR/results/distributed/plain" \
     "$JOB_DIR/results/distributed/torchrun-$backend" --label "1-process torchrun ($backend)" \
     --control "$JOB_DIR/results/distributed/plain2"

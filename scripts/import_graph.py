@@ -2,7 +2,7 @@
 
 Usage: ``python scripts/import_graph.py [--edges]``. Every ``import`` statement in ``bench/**/*.py`` counts,
 function-level ones included. Exit 0 when there is no upward import (a package importing from a package above
-it in :data:`bench.core.layers.LAYERS`) and no circle among modules; 1 otherwise, listing each offence.
+it in :data:`honestbench.core.layers.LAYERS`) and no circle among modules; 1 otherwise, listing each offence.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.core.layers import LAYERS  # noqa: E402
+from honestbench.core.layers import LAYERS  # noqa: E402
 
 
 def module_name(path: Path) -> str:
@@ -27,8 +27,9 @@ def module_name(path: Path) -> str:
 
 
 def imports_of(path: Path, modules: set[str]) -> set[str]:
-    """The bench modules that ``path`` imports (``from bench.x import y`` counts ``bench.x.y`` when that is a
-    module, else ``bench.x``)."""
+    """The bench modules that ``path`` imports (``from honestbench.x import y`` counts ``honestbench.x.y`` when that is
+    a
+    module, else ``honestbench.x``)."""
     tree = ast.parse(path.read_text(), str(path))
     me = module_name(path)
     pkg = me if path.name == "__init__.py" else me.rpartition(".")[0]
@@ -48,20 +49,20 @@ def imports_of(path: Path, modules: set[str]) -> set[str]:
         for n in names:
             while n and n not in modules:
                 n = n.rpartition(".")[0]
-            if n and n.startswith("bench") and n != me:
+            if n and n.startswith("honestbench") and n != me:
                 out.add(n)
     return out
 
 
 def layer_of(module: str) -> int | None:
     parts = module.split(".")
-    if len(parts) < 2 or module == "bench.__main__":
-        return len(LAYERS)  # bench/__init__.py: the public API, above every layer
+    if len(parts) < 2 or module == "honestbench.__main__":
+        return len(LAYERS)  # honestbench/__init__.py: the public API, above every layer
     return LAYERS.index(parts[1]) if parts[1] in LAYERS else None
 
 
 def graph() -> dict[str, set[str]]:
-    files = sorted((ROOT / "bench").rglob("*.py"))
+    files = sorted((ROOT / "honestbench").rglob("*.py"))
     modules = {module_name(f) for f in files}
     return {module_name(f): imports_of(f, modules) for f in files}
 
@@ -71,11 +72,11 @@ def upward(g: dict[str, set[str]]) -> list[str]:
     for mod, deps in sorted(g.items()):
         lm = layer_of(mod)
         if lm is None:
-            bad.append(f"{mod}: not in a layer package (bench.core.layers.LAYERS)")
+            bad.append(f"{mod}: not in a layer package (honestbench.core.layers.LAYERS)")
             continue
         for d in sorted(deps):
             ld = layer_of(d)
-            if d == "bench":
+            if d == "honestbench":
                 ld = len(LAYERS)
             if ld is not None and ld > lm:
                 bad.append(f"upward import: {mod} ({LAYERS[lm] if lm < len(LAYERS) else 'api'}) -> {d}")
@@ -122,7 +123,8 @@ def circles(g: dict[str, set[str]]) -> list[list[str]]:
 
 def parent_package_edges(g: dict[str, set[str]]) -> dict[str, set[str]]:
     """The graph without the edges from a module to the ``__init__`` of its own package chain: importing
-    ``bench.attacks.pgd`` runs ``bench/attacks/__init__.py`` first, which is how discovery works, not a circle
+    ``honestbench.attacks.pgd`` runs ``honestbench/attacks/__init__.py`` first, which is how discovery works, not a
+    circle
     in the code's dependencies."""
     out = {}
     for mod, deps in g.items():

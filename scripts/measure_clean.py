@@ -25,10 +25,10 @@ def main() -> int:
 
     import torch
 
-    from bench.data import load_eval
-    from bench.nets import is_stochastic
-    from bench.zoo import clean_accuracy, get_card, load_model
-    from bench.zoo.writing import write_result
+    from honestbench.data import load_eval
+    from honestbench.nets import is_stochastic
+    from honestbench.zoo import clean_accuracy, get_card, load_model
+    from honestbench.zoo.writing import write_result
 
     card = get_card(args.name)
     model = load_model(card, device=args.device)

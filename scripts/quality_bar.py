@@ -4,7 +4,8 @@ torchattacks' PGD on the same images, from one command, into the cards and ``res
 Bar: robust accuracy >= 35 % under our PGD-20 L-inf (eps 8/255, alpha 2/255, 20 steps, random start) on the
 1,017 exact CIFAR-10 test images, and the same within 1.5 pp under torchattacks' PGD at the same budget.
 
-How (:func:`bench.tools.crosscheck.crosscheck` with ART left out, i.e. ``bench crosscheck --model M --n 1017 --seeds N
+How (:func:`honestbench.devtools.crosscheck.crosscheck` with ART left out, i.e. ``bench crosscheck --model M --n 1017
+--seeds N
 --no-art``): each library runs the attack once per seed ``s = 0 .. N-1`` (paired: ours gets a generator seeded
 ``s``, torchattacks ``torch.manual_seed(s)``; on a stochastic model the LWTA draws during the attack come from the
 global RNG, seeded ``s`` for both), and every adversarial set is evaluated the same way: one clean pass (shared)
@@ -13,7 +14,7 @@ draws. Robust accuracy = clean-correct AND adversarial-correct, in % of all imag
 the N seeds, the spread the sample standard deviation and the min-max over seeds.
 
 Rows: ``pgd20`` is our PGD-20 exactly as ``bench run`` attacks the model in the ``standard`` suite
-(:func:`bench.suites.model_suite`): first-success early stop on a deterministic model (never weaker than the last
+(:func:`honestbench.suites.model_suite`): first-success early stop on a deterministic model (never weaker than the last
 iterate), every step on a stochastic one, where "first success" is judged by one random pass and an image that
 fooled the attack's own draw need not fool the evaluation pass's fresh one. The bar is judged on this row. On a
 stochastic model the row ``pgd20 (first-success early stop)`` is measured too, to show what early stop would do
@@ -38,7 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.core.budgets import ALPHA_LINF, EPS_LINF  # noqa: E402  (after the path insert; loads no torch)
+from honestbench.core.budgets import ALPHA_LINF, EPS_LINF  # noqa: E402  (after the path insert; loads no torch)
 
 BAR_PCT = 35.0
 TOL_PP = 1.5
@@ -68,11 +69,11 @@ def evaluate_model(name: str, seeds: int, n: int | None, log: Any = print) -> di
     # imported here: main() must set OMP_WAIT_POLICY and the threads before torch loads
     import torch
 
-    from bench.attacks.eot import is_stochastic
-    from bench.data import load_eval
-    from bench.suites import get_suite, model_suite
-    from bench.tools.crosscheck import crosscheck
-    from bench.zoo import get_card, load_model
+    from honestbench.attacks.eot import is_stochastic
+    from honestbench.data import load_eval
+    from honestbench.devtools.crosscheck import crosscheck
+    from honestbench.suites import get_suite, model_suite
+    from honestbench.zoo import get_card, load_model
 
     card = get_card(name)
     model = load_model(card, device="cpu")
@@ -188,7 +189,7 @@ def markdown(report: dict) -> str:
                   "the attack's own stochastic forward pass; the evaluation pass draws the LWTA winners afresh, "
                   "and an image that fooled one draw need not fool the next, so the early-stop row overstates "
                   "robustness on this model: `bench run` runs every step on stochastic models "
-                  "(bench.suites.model_suite), the like-for-like comparison with torchattacks."]
+                  "(honestbench.suites.model_suite), the like-for-like comparison with torchattacks."]
     lines += ["", "Clean accuracy of the shared clean pass: " + ", ".join(
         f"{name} {res['clean_accuracy']:.2f} %" for name, res in report["models"].items()) + ".", ""]
     return "\n".join(lines)
@@ -203,18 +204,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--update-card", action="store_true", help="write the figures into each card's [result]")
     args = ap.parse_args(argv)
 
-    from bench.commands.cli import set_omp_wait_policy
+    from honestbench.cli.main import set_omp_wait_policy
 
     set_omp_wait_policy()  # as the bench CLI does, before torch loads
-    from bench.core.io import write_json_atomic
-    from bench.core.threads import configure_threads
+    from honestbench.core.io import write_json_atomic
+    from honestbench.core.threads import configure_threads
 
     threads = configure_threads()  # BENCH_THREADS
     import torch
     import torchattacks
 
-    from bench.zoo import get_card
-    from bench.zoo.writing import write_result
+    from honestbench.zoo import get_card
+    from honestbench.zoo.writing import write_result
 
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     command = (f"BENCH_THREADS={threads} python scripts/quality_bar.py --models {','.join(names)} "

@@ -1,7 +1,7 @@
 """Train zoo cards in one process within a wall-clock budget (the training driver of scripts/gpu_job.sh).
 
 Each card gets a share of the budget (weights below, scaled to --total-minutes). Without --epochs,
-`bench.train` times a few batches first and shortens the card's schedule so it fits its share (`fit_minutes`);
+`honestbench.train` times a few batches first and shortens the card's schedule so it fits its share (`fit_minutes`);
 with --epochs the schedule is fixed and training stops after the epoch that passes the share (`max_minutes`),
 to be continued with --resume (the epoch checkpoints live in --runs-dir). Cards train with `--update-card`
 (not with --max-batches or another --dataset). A failing card is reported and skipped; the others go on.
@@ -76,7 +76,7 @@ def is_smoke(args: argparse.Namespace) -> bool:
 
 def train_card(name: str, bs: int, share: float, args: argparse.Namespace):
     """One card's training run within ``share`` minutes."""
-    from bench.train import train
+    from honestbench.train import train
 
     smoke = is_smoke(args)
     out = None

@@ -1,5 +1,5 @@
 """Helpers of the bad-input catalogue (tests/test_bad_input.py, tests/test_bad_input_files.py): a temporary zoo
-of small random-weight CNN cards (``bench.zoo.cards.MODELS_DIR`` patched), running a command in-process, and
+of small random-weight CNN cards (``honestbench.zoo.cards.MODELS_DIR`` patched), running a command in-process, and
 :func:`expect`, the catalogue's assertions. ``BENCH_RELIABILITY_TABLE=FILE`` collects every case's exit status
 and message into the markdown table of docs/reliability.md.
 """
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import bench.zoo.cards as cards
-from bench.commands.cli import main
-from bench.core.io import sha256_file
+import honestbench.zoo.cards as cards
+from honestbench.cli.main import main
+from honestbench.core.io import sha256_file
 
 _table_started = False
 
@@ -37,7 +37,7 @@ SMALL = 'backbone = "small-cnn"\n[backbone_args]\nwidths = [8, 8, 16, 16]\n[defe
 
 def write_card(zoo: Path, name: str, data: str = "digits", state: object | None = None) -> Path:
     """A small-cnn card ``name`` with a checkpoint holding ``state`` (default: the card's own random weights)."""
-    from bench.zoo.loading import build_model
+    from honestbench.zoo.loading import build_model
 
     card = zoo / f"{name}.toml"
     ckpt = zoo / f"{name}.pt"

@@ -13,15 +13,16 @@ import pytest
 import torch
 
 torch.set_num_threads(int(os.environ.get("BENCH_TEST_THREADS", "1")))
-# commands run in-process (bench.commands.cli.main) set threads from BENCH_THREADS (bench.core.threads.default_threads)
+# commands run in-process (honestbench.cli.main.main) set threads from BENCH_THREADS
+# (honestbench.core.threads.default_threads)
 os.environ.setdefault("BENCH_THREADS", str(torch.get_num_threads()))
 
 
 @pytest.fixture(scope="session")
 def tiny_digits_model() -> torch.nn.Module:
-    """:class:`bench.train.tiny.TinyDigitsNet` trained with seed 0 (eval mode, frozen). Shared: do not modify it
+    """:class:`honestbench.train.tiny.TinyDigitsNet` trained with seed 0 (eval mode, frozen). Shared: do not modify it
     (copy it with ``copy.deepcopy`` first)."""
-    from bench.train.tiny import train_tiny_digits
+    from honestbench.train.tiny import train_tiny_digits
 
     return train_tiny_digits(seed=0)
 
@@ -29,7 +30,7 @@ def tiny_digits_model() -> torch.nn.Module:
 @pytest.fixture(scope="session")
 def digits_eval() -> tuple[torch.Tensor, torch.Tensor]:
     """The first 128 digits evaluation images (float32 (128, 1, 8, 8) in [0, 1]) and labels (int64)."""
-    from bench.data import load_eval
+    from honestbench.data import load_eval
 
     data = load_eval("digits", n=128)
     return data.x, data.y

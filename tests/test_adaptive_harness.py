@@ -14,16 +14,16 @@ import numpy as np
 import pytest
 from conftest import NoisyNet
 
-from bench import diagnostics as dg
-from bench.attacks.transfer import register_transfer_source
-from bench.core.errors import BenchError
-from bench.data import load_eval
-from bench.eval.options import EvalOptions
-from bench.eval.runner import ModelSpec
-from bench.report import leaderboard_markdown
-from bench.results import Matrix, load, record_rows
-from bench.suites import ADAPTIVE_PARAMS, get_suite, model_suite
-from bench.tools.run import evaluate_and_diagnose
+from honestbench import diagnostics as dg
+from honestbench.attacks.transfer import register_transfer_source
+from honestbench.core.errors import BenchError
+from honestbench.data import load_eval
+from honestbench.engine.options import EvalOptions
+from honestbench.engine.runner import ModelSpec
+from honestbench.pipeline.run import evaluate_and_diagnose
+from honestbench.report import leaderboard_markdown
+from honestbench.results import Matrix, load, record_rows
+from honestbench.suites import ADAPTIVE_PARAMS, get_suite, model_suite
 
 N = 32
 CHEAP = ("aa_steps=3,aa_eot=2,aa_queries=20,steps=4,eot=3,surrogate_steps=4,bpda_steps=3,bpda_eot=2,"
@@ -69,7 +69,8 @@ def test_model_suite_picks_the_flavour_per_model(source):
     ci = get_suite("ci")
     assert model_suite(ci, False, "tiny", "digits") is ci  # other suites: as named for deterministic models
     ci_sto = model_suite(ci, True, "tiny", "digits")
-    # issue 15: a stochastic model gets the surrogate twin of the ci PGD column (bench.suites.model.surrogate_twin)
+    # issue 15: a stochastic model gets the surrogate twin of the ci PGD column
+    # (honestbench.suites.model.surrogate_twin)
     assert ci_sto.labels == ci.labels + ["surrogate-PGD"] and ci.attacks()["PGD"].early_stop is True
 
     # a stochastic model's gradient attacks all run every step (no early stop on one noisy pass: the
@@ -134,7 +135,7 @@ def test_adaptive_run_per_model_suites_mean_over_R_and_check(tiny_digits_model, 
     assert "## Stochastic models: mean over R passes" in text and "| sto " in text
     assert "(det) " in text and "(sto) " in text  # the budget table: one row per configuration of a column
 
-    from bench.tools.check import check
+    from honestbench.pipeline.check import check
 
     out = check(tmp_path, model_loader=lambda name: (det if name == "det" else sto,
                                                       {"det": "d", "sto": "s"}[name]))

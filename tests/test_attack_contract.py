@@ -1,5 +1,5 @@
 """The contract every registered attack keeps (adaptive and AutoAttack included, and any attack a new file in
-bench/attacks registers): output of the input's shape, dtype and device, pixels in [0, 1], within the budget;
+honestbench/attacks registers): output of the input's shape, dtype and device, pixels in [0, 1], within the budget;
 the model's parameters, ``requires_grad`` flags and train/eval mode untouched; the caller's global RNG untouched.
 Also: each attack's cost and roles, and discovery.
 
@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import bench.attacks
-from bench.attacks import attack_defaults, attack_names, create_attack, names_with_role, register_attack, roles_of
-from bench.attacks.base import BUDGET_TOL, ROLES, Attack, perturbation_norm
-from bench.attacks.registry import ATTACKS
-from bench.attacks.transfer import register_transfer_source
+import honestbench.attacks
+from honestbench.attacks import attack_defaults, attack_names, create_attack, names_with_role, register_attack, roles_of
+from honestbench.attacks.base import BUDGET_TOL, ROLES, Attack, perturbation_norm
+from honestbench.attacks.registry import ATTACKS
+from honestbench.attacks.transfer import register_transfer_source
 
 #: the source model name transfer attacks use here (registered in memory by the ``source`` fixture)
 SOURCE = "contract-src"
@@ -153,14 +153,15 @@ def test_roles_at_registration_override_the_class(monkeypatch):
 
 # ----------------------------------------------------------------------------------------------- discovery
 def test_every_module_of_the_package_is_imported_and_registry_is_a_leaf():
-    """Discovery imports every module of bench/attacks; the registry imports only the base class and core."""
-    for mod in pkgutil.iter_modules(bench.attacks.__path__):
-        assert f"bench.attacks.{mod.name}" in sys.modules, mod.name
-    tree = ast.parse(Path(sys.modules["bench.attacks.registry"].__file__).read_text())
+    """Discovery imports every module of honestbench/attacks; the registry imports only the base class and core."""
+    for mod in pkgutil.iter_modules(honestbench.attacks.__path__):
+        assert f"honestbench.attacks.{mod.name}" in sys.modules, mod.name
+    tree = ast.parse(Path(sys.modules["honestbench.attacks.registry"].__file__).read_text())
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    bench_imports = {m for m in imported if m and m.startswith("bench")}
-    assert all(m == "bench.attacks.base" or m.startswith("bench.core.") for m in bench_imports), bench_imports
+    bench_imports = {m for m in imported if m and m.startswith("honestbench")}
+    assert all(m == "honestbench.attacks.base" or m.startswith("honestbench.core.")
+               for m in bench_imports), bench_imports
 
 
 def test_every_attack_is_a_dataclass_with_a_description():

@@ -16,9 +16,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.attacks import attack_defaults, attack_names, create_attack
-from bench.attacks.base import BUDGET_TOL, perturbation_norm
-from bench.attacks.transfer import register_transfer_source
+from honestbench.attacks import attack_defaults, attack_names, create_attack
+from honestbench.attacks.base import BUDGET_TOL, perturbation_norm
+from honestbench.attacks.transfer import register_transfer_source
 
 SOURCE = "property-src"
 CHEAP = {"steps": 2, "eot": 2, "search_steps": 2, "n_queries": 10, "samples": 2, "source": SOURCE}

@@ -16,11 +16,11 @@ import pytest
 import torch
 from torch import nn
 
-from bench.attacks import attack_defaults, attack_names, create_attack, input_grad, margin, perturbation_norm
-from bench.attacks.base import BUDGET_TOL
-from bench.attacks.eot import is_stochastic
-from bench.attacks.pgd import PGDLinf
-from bench.core.errors import AttackConfigError
+from honestbench.attacks import attack_defaults, attack_names, create_attack, input_grad, margin, perturbation_norm
+from honestbench.attacks.base import BUDGET_TOL
+from honestbench.attacks.eot import is_stochastic
+from honestbench.attacks.pgd import PGDLinf
+from honestbench.core.errors import AttackConfigError
 
 ALL = ["fgsm", "pgd-linf", "pgd-l2", "cw-l2", "noise", "eot-pgd-linf", "eot-fgsm"]
 # cheap settings per attack (the defaults are exercised by the cross-check)
@@ -76,7 +76,7 @@ def test_registry_lists_every_attack_with_defaults():
 def test_eot_pgd_runs_every_step_by_default():
     """EOT-PGD is for stochastic models, where stopping at the first step that fools one noisy pass is weak:
     its default is early_stop=False (pgd-linf keeps True); ``bench list attacks`` shows it."""
-    from bench.commands.listing import attack_rows
+    from honestbench.cli.listing import attack_rows
 
     assert attack_defaults("eot-pgd-linf")["early_stop"] is False and create_attack("eot-pgd-linf").early_stop is False
     assert attack_defaults("pgd-linf")["early_stop"] is True

@@ -1,10 +1,10 @@
 """The bad-input catalogue (issue 16), part 1: names, numbers, devices, output locations, `bench report` /
 `bench check`, own models. Every case runs a command as a user would type it (in-process through
-:func:`bench.commands.cli.main`, one case as a real process) and asserts one line on stderr that names the
+:func:`honestbench.cli.main.main`, one case as a real process) and asserts one line on stderr that names the
 problem and the fix, the documented exit status (2: bad input or a run error; docs/reliability.md), no
 traceback, and no partial or corrupt file in ``--out`` (:func:`catalogue.expect`). A few cases have no
 command-line spelling (an attack built from Python with a bad budget); they assert the one-line
-:class:`bench.core.errors.BenchError`. Part 2 (data, checkpoints, cards): tests/test_bad_input_files.py.
+:class:`honestbench.core.errors.BenchError`. Part 2 (data, checkpoints, cards): tests/test_bad_input_files.py.
 
 ``BENCH_RELIABILITY_TABLE=/tmp/t.md pytest tests/test_bad_input.py tests/test_bad_input_files.py`` writes the
 table of cases and messages in docs/reliability.md.
@@ -21,10 +21,10 @@ import pytest
 import torch
 from catalogue import bad_run, expect, files_in, record, run, tmp_zoo, use_zoo  # noqa: F401 (fixtures)
 
-from bench.attacks import create_attack
-from bench.commands.cli import main
-from bench.core.errors import BenchError
-from bench.core.io import REPO_ROOT
+from honestbench.attacks import create_attack
+from honestbench.cli.main import main
+from honestbench.core.errors import BenchError
+from honestbench.core.io import REPO_ROOT
 
 
 # ------------------------------------------------------------------------------------------------ names
@@ -95,7 +95,7 @@ def test_device_unavailable(capsys, tmp_path, device):
 
 def test_a_real_process_gets_the_same_line(tmp_path):
     """The console script itself: exit status and one line, no traceback (the device check as the example)."""
-    proc = subprocess.run([sys.executable, "-m", "bench", "run", "--models", "regular", "--device", "gpu",
+    proc = subprocess.run([sys.executable, "-m", "honestbench", "run", "--models", "regular", "--device", "gpu",
                            "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("bench run: error: --device gpu: not a device name"), proc.stderr
@@ -142,7 +142,7 @@ def test_out_of_another_configuration(capsys, tmp_path):
 
 
 def test_unexpected_error_is_one_line(capsys, tmp_path, monkeypatch):
-    import bench.tools.run as tools_run
+    import honestbench.pipeline.run as tools_run
 
     def boom(*a, **k):
         raise RuntimeError("deep inside torch\nwith a second line")

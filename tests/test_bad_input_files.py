@@ -14,9 +14,9 @@ import pytest
 import torch
 from catalogue import bad_run, expect, run, tmp_zoo, use_zoo, write_card  # noqa: F401 (fixtures)
 
-import bench.zoo.cards as cards
-from bench.core.io import sha256_file
-from bench.data import EXACT_FILE, data_dir
+import honestbench.zoo.cards as cards
+from honestbench.core.io import sha256_file
+from honestbench.data import EXACT_FILE, data_dir
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -66,7 +66,7 @@ def test_damaged_npz_past_the_hash(capsys, tmp_path, data_copy, monkeypatch, dam
     """Defence in depth: a damaged file whose sha256 were right still gives one line (the hash is patched)."""
     import numpy as np
 
-    import bench.data as data
+    import honestbench.data as data
 
     if damage == "truncated":
         data_copy.write_bytes(data_copy.read_bytes()[:100_000])
@@ -104,7 +104,7 @@ def damage_checkpoint(zoo: Path, kind: str, tmp_path: Path) -> None:
         Marker.path = str(tmp_path / "MARKER")
         torch.save({"fc.weight": Marker()}, ckpt)
     elif kind == "whole module":
-        from bench.zoo.loading import build_model
+        from honestbench.zoo.loading import build_model
 
         torch.save(build_model(cards.parse_card(zoo / "dig.toml")), ckpt)
     elif kind == "keys do not fit":

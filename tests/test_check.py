@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from conftest import NoisyNet
 
-import bench.attacks.pgd as pgd
-from bench.data import load_eval
-from bench.eval.options import EvalOptions
-from bench.eval.runner import ModelSpec, run_models
-from bench.suites import Entry, Suite
-from bench.tools import check as chk
+import honestbench.attacks.pgd as pgd
+from honestbench.data import load_eval
+from honestbench.engine.options import EvalOptions
+from honestbench.engine.runner import ModelSpec, run_models
+from honestbench.pipeline import check as chk
+from honestbench.suites import Entry, Suite
 
 # a CI-like suite whose PGD fools digits (8/255 barely moves them)
 SUITE = Suite("ci-digits", "test", (
@@ -47,7 +47,7 @@ def test_pgd_without_projection_fails_check(committed, monkeypatch, capsys):
     out, loader = committed
     monkeypatch.setattr(pgd, "project_linf_", lambda x_adv, x, eps: x_adv.clamp_(0, 1))  # the broken kernel
     monkeypatch.setattr(chk, "_zoo_loader", lambda device: loader)
-    from bench.commands.cli import main
+    from honestbench.cli.main import main
 
     assert main(["check", "--results", str(out), "--models", "tiny"]) == 1
     text = capsys.readouterr().out

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from bench.commands import check, crosscheck, listing, report, run, speed, train
-from bench.commands.cli import build_parser
-from bench.core.io import REPO_ROOT
+from honestbench.cli import check, crosscheck, listing, report, run, speed, train
+from honestbench.cli.main import build_parser
+from honestbench.core.io import REPO_ROOT
 
 
 def _python(code: str) -> subprocess.CompletedProcess:
@@ -28,10 +28,10 @@ def test_every_subcommand_has_its_module_main():
 
 
 def test_parser_and_help_do_not_import_torch():
-    proc = _python("import sys; from bench.commands.cli import build_parser; build_parser(); "
+    proc = _python("import sys; from honestbench.cli.main import build_parser; build_parser(); "
                    "assert 'torch' not in sys.modules")
     assert proc.returncode == 0, proc.stderr
-    proc = _python("import sys\nfrom bench.commands.cli import main\ntry:\n    main(['--help'])\n"
+    proc = _python("import sys\nfrom honestbench.cli.main import main\ntry:\n    main(['--help'])\n"
                    "except SystemExit:\n    pass\nassert 'torch' not in sys.modules, 'torch loaded'")
     assert proc.returncode == 0, proc.stderr
     assert "usage: bench" in proc.stdout
@@ -42,7 +42,7 @@ def test_report_redraws_without_torch(tmp_path):
     """`bench report` reads records and matrices only: the same leaderboard, and torch never loaded."""
     copy = tmp_path / "ci"
     shutil.copytree(REPO_ROOT / "results" / "ci", copy)
-    proc = _python(f"import sys\nfrom bench.commands.cli import main\nassert main(['report', {str(copy)!r}]) == 0\n"
+    proc = _python(f"import sys\nfrom honestbench.cli.main import main\nassert main(['report', {str(copy)!r}]) == 0\n"
                    "assert 'torch' not in sys.modules, 'torch loaded'")
     assert proc.returncode == 0, proc.stderr
     old = (REPO_ROOT / "results" / "ci" / "leaderboard.md").read_text()

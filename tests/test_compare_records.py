@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from bench.core.io import REPO_ROOT
+from honestbench.core.io import REPO_ROOT
 
 _spec = importlib.util.spec_from_file_location("compare_records", REPO_ROOT / "scripts" / "compare_records.py")
 cr = importlib.util.module_from_spec(_spec)
@@ -83,7 +83,7 @@ def test_a_missing_folder_is_one_error_line(tmp_path, capsys):
 
 
 def test_a_one_process_torchrun_world_takes_the_distributed_path_only_when_forced(monkeypatch):
-    from bench.eval import distributed
+    from honestbench.engine import shards as distributed
 
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "1")

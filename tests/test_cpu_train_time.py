@@ -9,9 +9,9 @@ import math
 
 import pytest
 
-from bench import zoo
-from bench.core.io import REPO_ROOT
-from bench.train import Recipe
+from honestbench import zoo
+from honestbench.core.io import REPO_ROOT
+from honestbench.train import Recipe
 
 
 @pytest.fixture(scope="module")

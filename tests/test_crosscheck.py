@@ -1,6 +1,6 @@
 """Cross-check tolerances on the tiny trained digits CNN (first 128 evaluation images, seed 0).
 
-The tolerances are those of bench/tools/crosscheck/compare.py: deterministic kernels match torchattacks' images
+The tolerances are those of honestbench/pipeline/crosscheck/compare.py: deterministic kernels match torchattacks' images
 to 1e-5 and ART's robust accuracy to 1 pp; random-start kernels match both within 1.5 pp (mean over 8 paired
 seeds); CW-L2 within 2 pp of ART at L2 <= 0.5. The fast CW row uses 4 search steps x 50 iterations (ART's
 CarliniL2Method is slow); the default 9 x 100 row is in the slow test.
@@ -16,9 +16,9 @@ from typing import ClassVar
 import pytest
 import torch
 
-from bench.attacks.fgsm import FGSM
-from bench.commands.crosscheck import main as crosscheck_command
-from bench.tools.crosscheck import DEFAULT_ROWS, crosscheck, format_table
+from honestbench.attacks.fgsm import FGSM
+from honestbench.cli.crosscheck import main as crosscheck_command
+from honestbench.devtools.crosscheck import DEFAULT_ROWS, crosscheck, format_table
 
 FAST_ROWS = [row for row in DEFAULT_ROWS if row[1] != "cw-l2"] + [
     ("cw-l2 (4x50)", "cw-l2", {"search_steps": 4, "steps": 50}),
@@ -63,8 +63,8 @@ def test_deterministic_rows_match_torchattacks_images(result):
 def test_exact_match_at_any_batch_size(n, tiny_digits_model, digits_eval):
     """Bit-identical to torchattacks also when n is not a power of two (a summed loss was not: 20 PGD-L2
     steps amplified its last-bit differences to 5e-5 at n = 397)."""
-    from bench.attacks import create_attack
-    from bench.tools.crosscheck import torchattacks_equivalent
+    from honestbench.attacks import create_attack
+    from honestbench.devtools.crosscheck import torchattacks_equivalent
 
     x, y = digits_eval[0][:n], digits_eval[1][:n]
     for name, kw in (("pgd-l2", {"eps": 1.0}), ("pgd-linf", {"eps": 0.1, "alpha": 0.025})):
@@ -109,8 +109,8 @@ def test_a_wrong_kernel_fails(tiny_digits_model, digits_eval):
 def test_attack_without_reference_gets_na(tiny_digits_model, digits_eval):
     """The reference table is keyed by registered name: an attack missing from it is compared with nothing and
     gets "n/a" (not FAIL), without any edit to the cross-check."""
-    from bench.attacks import attack_names
-    from bench.tools.crosscheck import EQUIVALENTS
+    from honestbench.attacks import attack_names
+    from honestbench.devtools.crosscheck import EQUIVALENTS
 
     assert set(EQUIVALENTS) <= set(attack_names())  # no entry names an attack that does not exist
 

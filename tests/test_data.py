@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from bench import data
-from bench.core.errors import DataError
-from bench.core.io import sha256_file
+from honestbench import data
+from honestbench.core.errors import DataError
+from honestbench.core.io import sha256_file
 
 needs_cifar = pytest.mark.skipif(not (data.data_dir() / data.EXACT_FILE).is_file(),
                                  reason="shipped CIFAR-10 files not found (set BENCH_DATA_DIR)")

@@ -3,7 +3,7 @@ apart from the fields that say when and from which checkout it ran (:data:`VOLAT
 :data:`VOLATILE_RUN`, :data:`VOLATILE_CELL`; listed in docs/reliability.md).
 
 Models: two small random-weight CNN cards on scikit-learn's digits in a temporary zoo (``--models CARD.toml``
-would do the same; here ``bench.zoo.cards.MODELS_DIR`` is patched so that a plain name works in-process and in
+would do the same; here ``honestbench.zoo.cards.MODELS_DIR`` is patched so that a plain name works in-process and in
 a subprocess alike). The helpers are shared with tests/test_interrupt.py.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.core.io import REPO_ROOT, sha256_file
+from honestbench.core.io import REPO_ROOT, sha256_file
 
 #: per-record fields that may differ between two runs of one command: wall-clock timings, the date, and the
 #: git commit (a checkout that changes between the runs changes it; the test runs in a working tree)
@@ -36,14 +36,14 @@ SMALL = 'backbone = "small-cnn"\n[backbone_args]\nwidths = [8, 8, 16, 16]\n[defe
 COMMAND = ["run", "--models", ",".join(MODELS), "--data", "digits", "--suite", "eps-sweep", "--n", "128",
            "--batch-size", "32", "--quiet", "--no-report"]
 #: ``python -c`` program: bench's CLI with the zoo at argv[1] (what `bench` would be with these cards)
-PROGRAM = ("import sys; from pathlib import Path; import bench.zoo.cards as c; c.MODELS_DIR = Path(sys.argv[1]); "
-           "from bench.commands.cli import main; sys.exit(main(sys.argv[2:]))")
+PROGRAM = ("import sys; from pathlib import Path; import honestbench.zoo.cards as c; c.MODELS_DIR = Path(sys.argv[1]); "
+           "from honestbench.cli.main import main; sys.exit(main(sys.argv[2:]))")
 
 
 def make_zoo(root: Path) -> Path:
     """Cards ``dig`` and ``dig2`` (small-cnn, digits, seeds 0 and 1 for their random weights) with checkpoints."""
-    from bench.zoo.cards import parse_card
-    from bench.zoo.loading import build_model
+    from honestbench.zoo.cards import parse_card
+    from honestbench.zoo.loading import build_model
 
     root.mkdir(parents=True, exist_ok=True)
     for seed, name in enumerate(MODELS):
@@ -94,9 +94,9 @@ def assert_same_results(a: Path, b: Path) -> None:
 
 
 def run_in_process(zoo: Path, out: Path, monkeypatch) -> None:
-    """``bench run`` (:data:`COMMAND`) into ``out`` through :func:`bench.commands.cli.main` (no import cost)."""
-    import bench.zoo.cards as cards
-    from bench.commands.cli import main
+    """``bench run`` (:data:`COMMAND`) into ``out`` through :func:`honestbench.cli.main.main` (no import cost)."""
+    import honestbench.zoo.cards as cards
+    from honestbench.cli.main import main
 
     monkeypatch.setattr(cards, "MODELS_DIR", zoo)
     assert main([*COMMAND, "--out", str(out)]) == 0

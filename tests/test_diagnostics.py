@@ -6,7 +6,7 @@ Known cases (digits 8x8, first 128 evaluation images, tiny CNNs trained here in 
     zero-gradient flag (their gradient is exactly 0, so FGSM does not move: the single-step flag cannot fire);
   * a stochastic model (PNI weight noise, a = 1) attacked without EOT raises the EOT flag and loses accuracy
     under EOT;
-  * a near-hard stochastic layer (bench.nets LWTA, Gumbel-softmax mask at test temperature 0.01) is broken by
+  * a near-hard stochastic layer (honestbench.nets LWTA, Gumbel-softmax mask at test temperature 0.01) is broken by
     ``surrogate-pgd`` while single-pass PGD is not, and shows the report's "PGD weaker than FGSM" symptom.
 Budgets are larger than CIFAR's 8/255 because 8x8 digits with 17 grey levels barely move at 8/255 (the honest
 CNN keeps ~90 %); L-inf 0.15 is where attacks separate.
@@ -24,26 +24,26 @@ import pytest
 import torch
 from torch import nn
 
-from bench import diagnostics as dg
-from bench.attacks import create_attack
-from bench.attacks.bpda import bpda
-from bench.attacks.transfer import register_transfer_source
-from bench.core.errors import BenchError
-from bench.core.rng import seeded_rng
-from bench.data import load_eval, load_train
-from bench.eval.engine import evaluate
-from bench.eval.options import EvalOptions
-from bench.eval.stochastic import is_stochastic_by_forward, stochastic_accuracy
-from bench.nets import LWTA, PNIConv2d, PNILinear, surrogate
-from bench.results import record_rows
-from bench.suites.adaptive import (
+from honestbench import diagnostics as dg
+from honestbench.attacks import create_attack
+from honestbench.attacks.bpda import bpda
+from honestbench.attacks.transfer import register_transfer_source
+from honestbench.core.errors import BenchError
+from honestbench.core.rng import seeded_rng
+from honestbench.data import load_eval, load_train
+from honestbench.engine.cascade import evaluate
+from honestbench.engine.options import EvalOptions
+from honestbench.engine.stochastic import is_stochastic_by_forward, stochastic_accuracy
+from honestbench.nets import LWTA, PNIConv2d, PNILinear, surrogate
+from honestbench.results import record_rows
+from honestbench.suites.adaptive import (
     ADAPTIVE_SUITE,
     adaptive_entries,
     adaptive_suite,
     pick_source,
     stochastic_additions,
 )
-from bench.train.tiny import train_tiny_digits
+from honestbench.train.tiny import train_tiny_digits
 
 EPS = 0.15  # digits budget where attacks separate (see the module docstring)
 
@@ -173,7 +173,7 @@ def pni():
 
 def row(attack, kernel, acc, *, model="m", n=128, exact=True, evaluated=None, fooled=0, eps=EPS, norm="linf",
         eps_effective=None, stochastic=False, params=None, **extra):
-    """A record row (the columns of bench.results the checks read); ``acc`` a fraction."""
+    """A record row (the columns of honestbench.results the checks read); ``acc`` a fraction."""
     return {"model": model, "attack": attack, "kernel": kernel, "accuracy": acc, "n": n, "exact": exact,
             "count": round(acc * n), "count_hi": round(acc * n),
             "evaluated": n if evaluated is None else evaluated, "fooled": fooled, "eps": eps,
@@ -193,7 +193,7 @@ def test_every_flag_has_an_explanation_linking_methods():
 
 
 def test_flags_and_report_names_load_without_torch():
-    code = ("import sys; import bench.diagnostics.flags; import bench.diagnostics as dg; "
+    code = ("import sys; import honestbench.diagnostics.flags; import honestbench.diagnostics as dg; "
             "dg.explain('zero-gradients'); dg.plan_measures; assert 'torch' not in sys.modules, 'torch loaded'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -263,8 +263,8 @@ def test_an_aggregate_above_a_member_is_flagged():
 
 
 def test_a_new_record_check_is_one_function_and_its_registration(monkeypatch):
-    from bench.core.registry import Registry
-    from bench.diagnostics import flags, rules
+    from honestbench.core.registry import Registry
+    from honestbench.diagnostics import flags, rules
 
     monkeypatch.setattr(flags, "FLAGS", Registry("diagnostic flag"))
     for name, flag in dg.FLAGS.items():

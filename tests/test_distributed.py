@@ -1,4 +1,4 @@
-"""Distributed evaluation (bench.eval.distributed): sharding, the merge, and real torchrun runs on CPU (gloo).
+"""Distributed evaluation (honestbench.engine.shards): sharding, the merge, and real torchrun runs on CPU (gloo).
 
 The torchrun tests start 2 processes with one thread each on zoo models ``regular`` (deterministic) and
 ``slwta`` (stochastic), 64 images in blocks of 16 (so both ranks have work), and compare with one process:
@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 from conftest import NoisyNet
 
-from bench.data import data_dir, load_eval
-from bench.eval import distributed as dist_mod
-from bench.eval import launch
-from bench.eval.cells import CellCache
-from bench.eval.engine import evaluate
-from bench.eval.options import EvalOptions
-from bench.results import Matrix, cell_path, load_cell, read_records
-from bench.suites import Entry, Suite
+from honestbench.data import data_dir, load_eval
+from honestbench.engine import launch
+from honestbench.engine import shards as dist_mod
+from honestbench.engine.cascade import evaluate
+from honestbench.engine.cells import CellCache
+from honestbench.engine.options import EvalOptions
+from honestbench.results import Matrix, cell_path, load_cell, read_records
+from honestbench.suites import Entry, Suite
 
 N = 96
 EARLY = Suite("early", "test: early exit with random starts and noise", (
@@ -107,7 +107,7 @@ def test_merge_of_shards_equals_one_process(tiny_digits_model, tmp_path, stochas
 
 
 def test_merge_refuses_gaps_and_overlaps(tiny_digits_model, tmp_path):
-    from bench.core.errors import BenchError
+    from honestbench.core.errors import BenchError
 
     data = load_eval("digits", 32)
     parts = []
@@ -124,7 +124,7 @@ def test_merge_refuses_gaps_and_overlaps(tiny_digits_model, tmp_path):
 
 # ----------------------------------------------------------------------------------------------- torchrun
 def _zoo_ready() -> bool:
-    from bench.zoo import get_card
+    from honestbench.zoo import get_card
 
     try:
         cards = [get_card("regular"), get_card("slwta")]
@@ -145,18 +145,18 @@ def _env(**extra) -> dict:
 
 
 def torchrun(out, *, workers: bool = False, **env) -> subprocess.CompletedProcess:
-    """2 CPU processes: ``bench run --workers 2`` or ``torchrun --standalone --nproc_per_node 2 -m bench``."""
+    """2 CPU processes: ``bench run --workers 2`` or ``torchrun --standalone --nproc_per_node 2 -m honestbench``."""
     if workers:
-        cmd = [sys.executable, "-m", "bench", *RUN, "--out", str(out), "--workers", "2"]
+        cmd = [sys.executable, "-m", "honestbench", *RUN, "--out", str(out), "--workers", "2"]
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "bench", "--", *RUN, "--out", str(out)]
+               "-m", "honestbench", "--", *RUN, "--out", str(out)]
     return subprocess.run(cmd, env=_env(**env), capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory):
-    from bench.commands.cli import main
+    from honestbench.cli.main import main
 
     out = tmp_path_factory.mktemp("one")
     assert main([*RUN, "--out", str(out), "--device", "cpu"]) == 0

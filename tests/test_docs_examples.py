@@ -16,9 +16,9 @@ PROGRAM = r'''
 import json, sys
 import torch
 blocks = json.loads(sys.argv[1])
-import bench.diagnostics.flags as flags_mod
-import bench.diagnostics.records as records_mod
-import bench.diagnostics.rules as rules_mod
+import honestbench.diagnostics.flags as flags_mod
+import honestbench.diagnostics.records as records_mod
+import honestbench.diagnostics.rules as rules_mod
 import types
 for i, code in enumerate(blocks):
     module = types.ModuleType(f"doc_block_{i}")
@@ -30,12 +30,12 @@ for i, code in enumerate(blocks):
         ns["Iterable"] = __import__("collections.abc").abc.Iterable
     exec(compile(code, f"extending.md block {i}", "exec"), ns)
 
-from bench.attacks import create_attack
-from bench.nets import build_backbone
-from bench.nets.registry import act_factory
-from bench.nets.layers.stochastic import is_stochastic
-from bench.suites import get_suite
-from bench.diagnostics.rules import RECORD_CHECKS
+from honestbench.attacks import create_attack
+from honestbench.nets import build_backbone
+from honestbench.nets.registry import act_factory
+from honestbench.nets.layers.stochastic import is_stochastic
+from honestbench.suites import get_suite
+from honestbench.diagnostics.rules import RECORD_CHECKS
 
 torch.manual_seed(0)
 net = build_backbone("conv4", num_classes=10).eval()

@@ -10,15 +10,15 @@ import pytest
 import torch
 from conftest import NoisyNet
 
-from bench.attacks import create_attack
-from bench.attacks.base import Attack
-from bench.core.errors import BenchError
-from bench.data import load_eval
-from bench.eval.engine import evaluate
-from bench.eval.options import EvalOptions
-from bench.eval.runner import ModelSpec, run_models
-from bench.results import load, merge_matrices
-from bench.suites import Entry, Suite, get_suite
+from honestbench.attacks import create_attack
+from honestbench.attacks.base import Attack
+from honestbench.core.errors import BenchError
+from honestbench.data import load_eval
+from honestbench.engine.cascade import evaluate
+from honestbench.engine.options import EvalOptions
+from honestbench.engine.runner import ModelSpec, run_models
+from honestbench.results import load, merge_matrices
+from honestbench.suites import Entry, Suite, get_suite
 
 N = 96
 # deterministic attacks (no random start) strong enough to fool some digits
@@ -214,9 +214,9 @@ class FakeCard:
 
 def test_run_command_end_to_end(tiny, tmp_path, monkeypatch, capsys):
     """`bench run --dataset digits` through the CLI with a fake zoo (untrained card skipped with a note)."""
-    import bench.tools.models as models_mod
-    import bench.zoo.cards as cards_mod
-    from bench.commands.cli import main
+    import honestbench.pipeline.models as models_mod
+    import honestbench.zoo.cards as cards_mod
+    from honestbench.cli.main import main
 
     cards = [FakeCard("a"), FakeCard("b"), FakeCard("untrained", trained=False)]
     monkeypatch.setattr(cards_mod, "list_cards", lambda pattern="*", models_dir=None: cards)
@@ -236,11 +236,11 @@ def test_run_command_end_to_end(tiny, tmp_path, monkeypatch, capsys):
 
 def test_run_command_passes_sets_r(tiny, tmp_path, monkeypatch, capsys):
     """`bench run --passes R`: a stochastic model's records carry R (mean over R passes); a deterministic
-    model's none; R < 1 is a one-line usage error. The help's default is bench.eval.stochastic.R_DEFAULT."""
-    import bench.tools.models as models_mod
-    import bench.zoo.cards as cards_mod
-    from bench.commands import cli
-    from bench.eval.stochastic import R_DEFAULT
+    model's none; R < 1 is a one-line usage error. The help's default is honestbench.engine.stochastic.R_DEFAULT."""
+    import honestbench.pipeline.models as models_mod
+    import honestbench.zoo.cards as cards_mod
+    from honestbench.cli import main as cli
+    from honestbench.engine.stochastic import R_DEFAULT
 
     assert cli.PASSES_DEFAULT == R_DEFAULT
     cards = [FakeCard("noisy", stochastic=True), FakeCard("plain")]

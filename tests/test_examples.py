@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import bench
-from bench.commands.cli import main
+import honestbench
+from honestbench.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -28,14 +28,14 @@ def test_python_example_is_short_and_matches_the_card_run(tmp_path, capsys):
     rc = main(["run", "--models", str(EXAMPLES / "cards" / "resnet18-digits.toml"), "--data", "digits", "--suite",
                "ci", "--n", "16", "--out", str(cli_out), "--quiet", "--no-report"])
     assert rc == 0, capsys.readouterr().err
-    cli = bench.results.load(cli_out)
+    cli = honestbench.results.load(cli_out)
     expected = list(zip(cli["attack"], cli["count"], cli["n"], strict=True))
     assert [(r[1], int(r[3]), int(r[4])) for r in printed] == expected
 
 def test_cifar_card_parses_and_builds():
-    from bench.zoo import get_card
+    from honestbench.zoo import get_card
 
     card = get_card(str(EXAMPLES / "cards" / "resnet18-cifar.toml"))
     assert card.builder and card.data == "cifar10" and card.trained
-    model = bench.load_model(card)
+    model = honestbench.load_model(card)
     assert not model.training and not any(p.requires_grad for p in model.parameters())

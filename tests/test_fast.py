@@ -1,5 +1,5 @@
 """Inference fast paths: the LWTA layer's eval path against its reference definition, and
-:func:`bench.nets.fast.optimize_for_inference` (BN folding, channels-last) against the original model:
+:func:`honestbench.nets.fast.optimize_for_inference` (BN folding, channels-last) against the original model:
 same function up to float rounding for deterministic models, same distributions for stochastic ones."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from bench.nets import LWTA, SLWTAWideResNet, SmallCNN, WideResNet, act_factory
-from bench.nets.fast import fold_batchnorm, optimize_for_inference, trace_for_inference
+from honestbench.nets import LWTA, SLWTAWideResNet, SmallCNN, WideResNet, act_factory
+from honestbench.nets.fast import fold_batchnorm, optimize_for_inference, trace_for_inference
 
 
 def _randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -81,7 +81,7 @@ def test_fold_and_channels_last_keep_the_function(builder):
     before = copy.deepcopy(model.state_dict())
     fast = optimize_for_inference(model, channels_last=True)
     if stochastic:  # the published net: compare its deterministic surrogate (same weights, no noise)
-        from bench.nets import surrogate
+        from honestbench.nets import surrogate
 
         ctx_a, ctx_b = surrogate(model), surrogate(fast)
     else:
@@ -136,7 +136,7 @@ def test_stochastic_model_same_distribution():
 
 
 def test_load_model_fast(tmp_path):
-    from bench import zoo
+    from honestbench import zoo
 
     card = zoo.get_card("regular")
     if not card.trained or not card.checkpoint_path().is_file():
@@ -180,7 +180,7 @@ def test_traced_copy_computes_what_the_fast_copy_computes(builder, fused):
 
 
 def test_trace_refuses_surrogate_mode():
-    from bench.nets import surrogate
+    from honestbench.nets import surrogate
 
     model = _randomise_bn(SLWTAWideResNet(depth=10, width=1))
     with surrogate(model), pytest.raises(ValueError, match="surrogate"):

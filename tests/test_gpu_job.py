@@ -11,7 +11,7 @@ import tarfile
 
 import pytest
 
-from bench.core.io import REPO_ROOT
+from honestbench.core.io import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "scripts" / "gpu_job.sh"
 

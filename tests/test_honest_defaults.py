@@ -13,18 +13,18 @@ import pytest
 import torch
 from torch import nn
 
-from bench import report
-from bench.commands.cli import main as cli_main
-from bench.core.errors import BenchError
-from bench.data import load_eval, load_train
-from bench.eval.options import EvalOptions
-from bench.eval.runner import ModelSpec
-from bench.nets.layers.stochastic import StochasticLayer
-from bench.results import load
-from bench.suites import DEFAULT_SUITE, get_suite, model_suite
-from bench.suites.model import surrogate_twin
-from bench.tools import run as run_tool
-from bench.tools.summary import summary_text
+from honestbench import report
+from honestbench.cli.main import main as cli_main
+from honestbench.core.errors import BenchError
+from honestbench.data import load_eval, load_train
+from honestbench.engine.options import EvalOptions
+from honestbench.engine.runner import ModelSpec
+from honestbench.nets.layers.stochastic import StochasticLayer
+from honestbench.pipeline import run as run_tool
+from honestbench.report.summary import summary_text
+from honestbench.results import load
+from honestbench.suites import DEFAULT_SUITE, get_suite, model_suite
+from honestbench.suites.model import surrogate_twin
 
 
 class HardRandomRound(StochasticLayer):

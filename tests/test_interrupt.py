@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from test_determinism import assert_same_results, make_zoo, run_in_process, run_process
 
-from bench.results import load_cell, read_records
+from honestbench.results import load_cell, read_records
 
 CELLS = 16  # 2 models x (clean + 7 PGD columns)
 

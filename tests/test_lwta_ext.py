@@ -1,4 +1,5 @@
-"""The fused LWTA inference kernel (bench/nets/fast/lwta_ext.py, bench/nets/fast/csrc/lwta_pair.cpp): same outputs as
+"""The fused LWTA inference kernel (honestbench/nets/fast/lwta_ext.py, honestbench/nets/fast/csrc/lwta_pair.cpp): same
+outputs as
 LWTA.eval_pair from the same uniforms, in every layout it handles; the autograd path is left alone; a
 missing compiler gives a clear reason, never a crash. Whole traced networks with the kernel:
 tests/test_fast.py (test_traced_copy_computes_what_the_fast_copy_computes, ``fused``).
@@ -13,8 +14,8 @@ import shutil
 import pytest
 import torch
 
-from bench.nets.fast import lwta_ext, use_fused_kernel
-from bench.nets.layers.lwta import LWTA, _blocks
+from honestbench.nets.fast import lwta_ext, use_fused_kernel
+from honestbench.nets.layers.lwta import LWTA, _blocks
 
 pytestmark = pytest.mark.skipif(shutil.which(lwta_ext.os.environ.get("CXX", "c++")) is None,
                                 reason="no C++ compiler: the fused LWTA kernel cannot be built here")

@@ -8,8 +8,8 @@ from functools import partial
 import pytest
 import torch
 
-from bench.core.errors import ModelCardError
-from bench.nets import (
+from honestbench.core.errors import ModelCardError
+from honestbench.nets import (
     DEFENCE_LAYERS,
     LWTA,
     GaussianSmoothing,
@@ -29,7 +29,7 @@ from bench.nets import (
     model_kl,
     surrogate,
 )
-from bench.nets.layers.preact_block import PreActBlock
+from honestbench.nets.layers.preact_block import PreActBlock
 
 
 def test_small_cnn_shapes_and_size():
@@ -97,7 +97,7 @@ def test_shared_preact_block_names():
 
 
 def test_committed_wrn_checkpoint_loads_strictly():
-    from bench import zoo
+    from honestbench import zoo
 
     card = zoo.get_card("slwta-wrn34-1")
     if not card.checkpoint_path().is_file():

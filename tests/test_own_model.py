@@ -16,13 +16,13 @@ import pytest
 import torch
 from torch import nn
 
-import bench
-from bench.commands.cli import main
-from bench.core.errors import BenchError, ModelCardError
-from bench.eval.validate import ModelCheckError, prepared, validate_model
-from bench.suites import get_suite
-from bench.suites.user import load_suite_file, parse_number, scale_suite
-from bench.tools.check import check
+import honestbench
+from honestbench.cli.main import main
+from honestbench.core.errors import BenchError, ModelCardError
+from honestbench.engine.validate import ModelCheckError, prepared, validate_model
+from honestbench.pipeline.check import check
+from honestbench.suites import get_suite
+from honestbench.suites.user import load_suite_file, parse_number, scale_suite
 
 MODEL_SRC = textwrap.dedent('''
     """A user's models, defined outside the repository."""
@@ -54,8 +54,8 @@ MODEL_SRC = textwrap.dedent('''
         """The zoo's trained small CNN behind an input convention: 'normalised' (mean/std) or '255'."""
         def __init__(self, expects):
             super().__init__()
-            import bench
-            self.inner, self.expects = bench.load_model("regular"), expects
+            import honestbench
+            self.inner, self.expects = honestbench.load_model("regular"), expects
             self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1))
             self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1))
         def forward(self, x):
@@ -119,9 +119,9 @@ def test_cli_and_python_give_identical_records_and_check_guards_them(user_dir, c
     rc, err = _run(["run", "--model", spec, "--data", "digits", "--suite", "ci", "--n", "32", "--out", str(out),
                     "--quiet"], capsys)
     assert rc == 0, err
-    cli = bench.results.load(out)
+    cli = honestbench.results.load(out)
     assert list(cli["model"].unique()) == ["w"] and cli.loc[0, "accuracy"] > 0.8  # trained: ~95 % clean
-    py = bench.evaluate_model(spec, suite="ci", data="digits", n=32, device="cpu")
+    py = honestbench.evaluate_model(spec, suite="ci", data="digits", n=32, device="cpu")
     pd.testing.assert_frame_equal(cli[MEASURED], py[MEASURED])
     assert all(r["ok"] for r in check(out)), "the same weights must pass"
     torch.save(_train_linear(1), user_dir / "w.pt")  # retrained
@@ -135,7 +135,7 @@ def test_user_row_joins_the_zoo_folder(user_dir, capsys):
     common = ["--suite", "ci", "--n", "16", "--out", str(out), "--quiet"]
     assert _run(["run", "--models", "regular", *common], capsys)[0] == 0
     assert _run(["run", "--model", f"mine={user_dir / 'mymodels.py'}:build_cifar", *common], capsys)[0] == 0
-    frame = bench.results.load(out)
+    frame = honestbench.results.load(out)
     assert list(frame["model"].unique()) == ["regular", "mine"]
     assert "mine" in (out / "leaderboard.md").read_text()
     assert all(r["ok"] for r in check(out, models=["mine"]))  # random weights, built under a fixed seed
@@ -154,7 +154,7 @@ def test_mixed_models_list_with_card_file_and_models_dir(user_dir, capsys, monke
     rc, err = _run(["run", "--models-dir", str(cards), "--models", "lin", "--data", "digits", "--suite", "ci",
                     "--n", "32", "--out", str(out), "--quiet"], capsys)
     assert rc == 0, err
-    assert list(bench.results.load(out)["model"].unique()) == ["lin"]
+    assert list(honestbench.results.load(out)["model"].unique()) == ["lin"]
     assert all(r["ok"] for r in check(out))
 
 
@@ -167,10 +167,10 @@ def test_card_sha256_is_checked_and_bad_builder_is_one_line(user_dir, capsys):
     _one_line_error(err, "does not match the card's sha256")
     card.write_text('builder = "mymodels.py:nope"\ndata = "digits"\n')
     with pytest.raises(ModelCardError, match="has no function 'nope'"):
-        bench.load_model(str(card))
+        honestbench.load_model(str(card))
     card.write_text('builder = "mymodels.py:build"\nwhatever = 1\n')
     with pytest.raises(ModelCardError, match="unknown key 'whatever'"):
-        bench.load_model(str(card))
+        honestbench.load_model(str(card))
 
 
 @pytest.mark.parametrize("builder,needles", [
@@ -209,22 +209,22 @@ def test_normalisation_mismatch_warns_and_card_normalize_fixes_it(user_dir, caps
     assert rc == 0 and "warning" not in err
     rc, err = _run(["run", "--model", f"flag={src}", "--normalize", "cifar10", *common], capsys)
     assert rc == 0 and "warning" not in err
-    acc = bench.results.load(out).query("attack == 'clean'").set_index("model")["accuracy"]
+    acc = honestbench.results.load(out).query("attack == 'clean'").set_index("model")["accuracy"]
     assert acc["fixed"] == acc["flag"] > acc["raw"] + 0.2  # the fix restores the zoo model's accuracy
 
 
 def test_model_expecting_0_255_is_named(user_dir):
-    from bench.data import load_eval
+    from honestbench.data import load_eval
 
-    model = bench.load_model(f"{user_dir / 'mymodels.py'}:build_expects_255")
+    model = honestbench.load_model(f"{user_dir / 'mymodels.py'}:build_expects_255")
     warns = validate_model(model, load_eval("cifar10", 32), "m255")
     assert len(warns) == 1 and "on 0-255 ones" in warns[0] and "--normalize 255" in warns[0]
 
 
 def test_near_chance_warns_and_names_the_flag(user_dir):
-    from bench.data import load_eval
+    from honestbench.data import load_eval
 
-    model = bench.load_model(f"{user_dir / 'mymodels.py'}:build")  # untrained: chance
+    model = honestbench.load_model(f"{user_dir / 'mymodels.py'}:build")  # untrained: chance
     warns = validate_model(model, load_eval("digits", 64), "random")
     assert len(warns) == 1 and "near chance (10 %)" in warns[0] and "--normalize digits" in warns[0]
 
@@ -240,7 +240,7 @@ def test_train_mode_and_grads_are_frozen_then_restored():
     assert any("2 parameters required grad: frozen for the run and restored after" in w for w in found)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        frame = bench.evaluate_model(model, suite="ci", data="digits", n=16, device="cpu", name="m")
+        frame = honestbench.evaluate_model(model, suite="ci", data="digits", n=16, device="cpu", name="m")
     assert any("train mode" in str(w.message) for w in caught)
     assert model.training and all(p.requires_grad for p in model.parameters())
     assert set(frame["attack"]) == {"clean", "FGSM", "PGD", "noise", "worst-case"}
@@ -248,7 +248,7 @@ def test_train_mode_and_grads_are_frozen_then_restored():
 
 def test_python_validation_error_is_raised():
     with pytest.raises(ModelCheckError, match="NaN or inf logits"):
-        bench.evaluate_model(nn.Sequential(nn.Flatten(), nn.Linear(64, 10), nn.Softplus(), _Nan()),
+        honestbench.evaluate_model(nn.Sequential(nn.Flatten(), nn.Linear(64, 10), nn.Softplus(), _Nan()),
                              suite="ci", data="digits", n=8, device="cpu")
 
 
@@ -280,7 +280,7 @@ def test_eps_flag_on_the_command_line(user_dir, capsys):
                     "--suite", "ci", "--threat-model", "Linf", "--eps", "2/255", "--n", "16", "--out", str(out),
                     "--quiet"], capsys)
     assert rc == 0, err
-    frame = bench.results.load(out)
+    frame = honestbench.results.load(out)
     assert frame.query("attack == 'PGD'")["eps"].iloc[0] == pytest.approx(2 / 255)
     rc, err = _run(["run", "--models", "regular", "--eps", "x", "--out", str(out)], capsys)
     assert rc == 2
@@ -305,7 +305,7 @@ def test_suite_file(tmp_path, capsys):
     '''))
     suite = load_suite_file(path)
     assert suite.labels == ["PGD4", "FGSM4"] and suite.entries[0].params["alpha"] == pytest.approx(1 / 255)
-    frame = bench.evaluate_model(nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).eval().requires_grad_(False),
+    frame = honestbench.evaluate_model(nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).eval().requires_grad_(False),
                                  suite=str(path), data="digits", device="cpu")
     assert list(frame["attack"]) == ["clean", "PGD4", "FGSM4", "both", "worst-case"] and frame["n"].iloc[0] == 16
     path.write_text('name = "ci"\n[[entries]]\nlabel = "A"\nattack = "fgsm"\n')
@@ -323,21 +323,21 @@ def test_torchscript_and_export_files(user_dir):
     torch.jit.script(model).save(str(user_dir / "m.pt"))
     torch.export.save(torch.export.export(model, (x,)), str(user_dir / "m.pt2"))
     for name in ("m.pt", "m.pt2"):
-        loaded = bench.load_model(str(user_dir / name))
+        loaded = honestbench.load_model(str(user_dir / name))
         assert torch.allclose(loaded(x), model(x), atol=1e-6)
     torch.save(model.state_dict(), user_dir / "sd.pt")
     with pytest.raises(ModelCardError, match="FILE.py:builder@sd.pt"):
-        bench.load_model(str(user_dir / "sd.pt"))
+        honestbench.load_model(str(user_dir / "sd.pt"))
 
 
 def test_attack_api_and_matrix_frame(tiny_digits_model, digits_eval):
     x, y = digits_eval
-    attack = bench.attack("pgd-linf", eps="4/255")
+    attack = honestbench.attack("pgd-linf", eps="4/255")
     assert attack.eps == pytest.approx(4 / 255) and attack.alpha == pytest.approx(1 / 255)
     x_adv = attack(tiny_digits_model, x[:16], y[:16])
     assert (x_adv - x[:16]).abs().max() <= 4 / 255 + 1e-6
-    from bench.eval.engine import evaluate
-    from bench.eval.options import EvalOptions
+    from honestbench.engine.cascade import evaluate
+    from honestbench.engine.options import EvalOptions
 
     m = evaluate(tiny_digits_model, x[:16], y[:16], "ci", EvalOptions(progress=False))
     frame = m.to_frame()
@@ -346,10 +346,10 @@ def test_attack_api_and_matrix_frame(tiny_digits_model, digits_eval):
 
 
 def test_import_bench_stays_light():
-    code = "import sys, bench; assert 'torch' not in sys.modules; print(sorted(bench.__all__))"
+    code = "import sys, honestbench; assert 'torch' not in sys.modules; print(sorted(honestbench.__all__))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "evaluate_model" in out and "attack" in out
-    assert (Path(bench.__file__).parent / "py.typed").is_file()
+    assert (Path(honestbench.__file__).parent / "py.typed").is_file()
 
 
 def test_reported_accuracy_shown_beside_ours(user_dir, capsys):
@@ -361,7 +361,7 @@ def test_reported_accuracy_shown_beside_ours(user_dir, capsys):
     rc, err = _run(["run", "--models", str(user_dir / "lin.toml"), "--data", "digits", "--suite", "ci", "--n", "32",
                     "--out", str(out), "--quiet"], capsys)
     assert rc == 0, err
-    frame = bench.results.load(out).set_index("attack")
+    frame = honestbench.results.load(out).set_index("attack")
     text = (out / "leaderboard.md").read_text()
     section = text.split("## Reported by the authors", 1)[1].split("\n## ", 1)[0]
     assert "Doe et al. ICML 2030" in section

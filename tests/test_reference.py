@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from bench.commands.cli import build_parser
-from bench.tools.crosscheck import crosscheck
+from honestbench.cli.main import build_parser
+from honestbench.devtools.crosscheck import crosscheck
 
 PGD_01 = ("pgd-linf eps 0.1", "pgd-linf", {"eps": 0.1, "alpha": 0.025})
 
@@ -44,7 +44,7 @@ def test_default_still_runs_both_references(tiny_digits_model, digits_eval):
 
 
 def test_bad_arguments(tiny_digits_model, digits_eval):
-    from bench.core.errors import BenchError
+    from honestbench.core.errors import BenchError
 
     x, y = digits_eval
     with pytest.raises(BenchError):
@@ -96,7 +96,7 @@ def test_command_passes_seeds_and_no_art(tmp_path):
     import json
     from types import SimpleNamespace
 
-    from bench.commands.crosscheck import main as crosscheck_command
+    from honestbench.cli.crosscheck import main as crosscheck_command
 
     out = tmp_path / "cc.json"
     args = SimpleNamespace(model="tiny-digits", attacks="pgd-linf:eps=0.1:alpha=0.025", json_path=str(out),
@@ -112,7 +112,7 @@ def test_quality_bar_verdict_is_computed():
     (PGD-20 as bench run attacks the model); the early-stop row of a stochastic model is reported, not judged."""
     import importlib.util
 
-    from bench.core.io import REPO_ROOT
+    from honestbench.core.io import REPO_ROOT
 
     spec = importlib.util.spec_from_file_location("quality_bar", REPO_ROOT / "scripts" / "quality_bar.py")
     qb = importlib.util.module_from_spec(spec)

@@ -6,13 +6,14 @@ import shutil
 
 import pytest
 
-from bench import report
-from bench.attacks.base import Attack
-from bench.data import load_eval
-from bench.eval import engine, runner
-from bench.eval.options import EvalOptions
-from bench.suites import Entry, Suite, get_suite
-from bench.train.tiny import train_tiny_digits
+from honestbench import report
+from honestbench.attacks.base import Attack
+from honestbench.data import load_eval
+from honestbench.engine import cascade as engine
+from honestbench.engine import runner
+from honestbench.engine.options import EvalOptions
+from honestbench.suites import Entry, Suite, get_suite
+from honestbench.train.tiny import train_tiny_digits
 
 PLATFORM_SMALL = Suite("platform-small", "test: L2 and L-inf PGD", (
     Entry("PGD-L2", "pgd-l2", {"eps": 1.0, "steps": 5}),
@@ -79,8 +80,8 @@ def test_figures_are_pngs(runs):
 
 
 def test_report_redraws_without_running_anything(runs, monkeypatch, tmp_path):
-    import bench.zoo as zoo
-    from bench.commands.cli import main
+    import honestbench.zoo as zoo
+    from honestbench.cli.main import main
 
     src = runs["seed-table1"]
     out = tmp_path / "copy"

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench import results
-from bench.core.errors import BenchError
-from bench.results import Matrix, combine, merge_matrices, record_rows, wilson_interval
+from honestbench import results
+from honestbench.core.errors import BenchError
+from honestbench.results import Matrix, combine, merge_matrices, record_rows, wilson_interval
 
 
 def make_matrix(robust: np.ndarray, clean_correct: np.ndarray | None = None, labels=None, aggregates=None,
@@ -148,8 +148,8 @@ def test_records_json_csv_load(tmp_path):
 def test_rows_in_registry_order_whatever_order_models_finished(tmp_path):
     """Parallel `bench run` processes append models in the order they finish; readers (the leaderboard, its
     figures) see the zoo's registry order (`bench list models`), then other names alphabetically."""
-    from bench import report
-    from bench.zoo import list_cards
+    from honestbench import report
+    from honestbench.zoo import list_cards
 
     registry = [c.name for c in list_cards()]
     zoo_names = ["slwta", "regular", "slwta-wrn34-1", "pni"]

@@ -1,5 +1,5 @@
 """``bench speed`` plumbing (sections, headline keys, the suite and inference sections on tiny inputs) and
-the thread-count policy of :func:`bench.core.threads.default_threads`."""
+the thread-count policy of :func:`honestbench.core.threads.default_threads`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import json
 import pytest
 import torch
 
-from bench.core import threads as utils
-from bench.tools import speed
+from honestbench.core import threads as utils
+from honestbench.devtools import speed
 
 
 # ----------------------------------------------------------------------------------------------- threads
@@ -47,7 +47,7 @@ def test_physical_cores_of_this_machine():
 
 
 def test_omp_wait_policy_follows_the_load(monkeypatch):
-    from bench.commands import cli
+    from honestbench.cli import main as cli
 
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     monkeypatch.setattr(cli.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
@@ -69,8 +69,8 @@ def test_configure_threads_sets_torch(monkeypatch):
 
 # ----------------------------------------------------------------------------------------------- sections
 def test_headline_keys_lead_the_json(tmp_path, monkeypatch, capsys):
-    from bench.commands.speed import main as speed_command
-    from bench.tools.speed import run
+    from honestbench.cli.speed import main as speed_command
+    from honestbench.devtools.speed import run
 
     def fake(opts, ctx):
         return {"early_exit_speedup": 4.0, "slwta_wrn34_1_ms_per_image_b1": 3.5, "other": 1}
@@ -90,7 +90,7 @@ def test_headline_keys_lead_the_json(tmp_path, monkeypatch, capsys):
 
 
 def test_quick_skips_heavy_sections(monkeypatch):
-    from bench.tools.speed import run
+    from honestbench.devtools.speed import run
 
     ran = []
     monkeypatch.setattr(run, "SECTIONS", [
@@ -120,7 +120,7 @@ def test_inference_timing_shapes(tiny_digits_model, digits_eval):
 
 def test_inference_variants_of_a_zoo_architecture():
     models = speed.inference_variants("slwta", torch.device("cpu"))
-    from bench.nets import lwta_ext
+    from honestbench.nets import lwta_ext
 
     fused = ["fused"] if lwta_ext.load() else []  # where the kernel builds (tests/test_lwta_ext.py tests it)
     assert list(models) == ["reference", "eager", "fast", "traced", *fused]
@@ -170,7 +170,7 @@ def test_wrn34_10_is_the_46m_parameter_wideresnet():
 
 
 def test_pgd_sections_run_once_per_precision(monkeypatch):
-    from bench.tools.speed import run
+    from honestbench.devtools.speed import run
 
     seen = []
 
@@ -192,7 +192,7 @@ def test_pgd_sections_run_once_per_precision(monkeypatch):
 
 
 def test_bad_archs_and_precision_are_one_line_errors(capsys):
-    from bench.commands.cli import main
+    from honestbench.cli.main import main
 
     assert main(["speed", "--archs", "small,wrn-28-10"]) == 2
     err = capsys.readouterr().err.strip()
@@ -203,7 +203,7 @@ def test_bad_archs_and_precision_are_one_line_errors(capsys):
 
 
 def test_bf16_autocast_runs_the_model_in_bf16(tiny_digits_model, digits_eval):
-    from bench.tools.speed.precision import AutocastForward, autocast
+    from honestbench.devtools.speed.precision import AutocastForward, autocast
 
     x = digits_eval[0][:8]
     with torch.no_grad():
@@ -218,7 +218,7 @@ def test_bf16_autocast_runs_the_model_in_bf16(tiny_digits_model, digits_eval):
 
 
 def test_precision_check_on_the_tiny_model(tiny_digits_model, digits_eval):
-    from bench.attacks import create_attack
+    from honestbench.attacks import create_attack
 
     x, y = digits_eval[0][:32], digits_eval[1][:32]
     res = speed.precision_check(tiny_digits_model, x, y, batch_size=16, seed=0)
@@ -243,7 +243,7 @@ def test_precision_check_on_the_tiny_model(tiny_digits_model, digits_eval):
 
 
 def test_precision_section_skips_models_that_do_not_fit():
-    from bench.tools.speed.precision import precision_section
+    from honestbench.devtools.speed.precision import precision_section
 
     ctx = speed.Context(torch.device("cpu"))
     res = precision_section(speed.SpeedOptions(precision_model="slwta", precisions=("fp32", "bf16")), ctx)

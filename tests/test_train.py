@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import zoo
-from bench.core.io import REPO_ROOT
-from bench.train import MixedSchedule, Recipe, Trainer, augment, parse_number, scaled_lr, train
-from bench.zoo.writing import toml_value, write_result
+from honestbench import zoo
+from honestbench.core.io import REPO_ROOT
+from honestbench.train import MixedSchedule, Recipe, Trainer, augment, parse_number, scaled_lr, train
+from honestbench.zoo.writing import toml_value, write_result
 
 SMALL_CARDS = ["regular", "pni", "smoothing", "gaussian-smoothing", "smoothing-pgd", "smoothing-pgd-fgsm",
                "smoothing-pgd-fgsm-cw", "smoothing-pgd-fgsm-cw-pni", "pgd-at", "slwta"]
@@ -143,7 +143,7 @@ def test_update_card_writes_result(tmp_path):
 
 
 def _digits_eval():
-    from bench.data import load_eval
+    from honestbench.data import load_eval
 
     ev = load_eval("digits")
     return ev.x, ev.y
@@ -152,7 +152,7 @@ def _digits_eval():
 def test_cli_train_digits_under_a_minute(tmp_path):
     out = tmp_path / "regular.pt"
     t0 = time.perf_counter()
-    cmd = ["-m", "bench", "train", "regular", "--dataset", "digits", "--epochs", "1", "--out", str(out)]
+    cmd = ["-m", "honestbench", "train", "regular", "--dataset", "digits", "--epochs", "1", "--out", str(out)]
     r = subprocess.run([sys.executable, *cmd], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
                        env={**os.environ, "BENCH_NO_PROGRESS": "1"})
     assert r.returncode == 0, r.stderr[-2000:]
@@ -168,7 +168,7 @@ def test_kill_then_resume_continues(tmp_path):
     runs = REPO_ROOT / "runs" / "pgd-at-digits"
     last = runs / "last.pt"
     last.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "bench", "train", "pgd-at", "--data", "digits", "--epochs", "6",
+    cmd = [sys.executable, "-m", "honestbench", "train", "pgd-at", "--data", "digits", "--epochs", "6",
            "--out", str(tmp_path / "m.pt")]
     p = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     t0 = time.time()

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import zoo
-from bench.core.errors import ModelCardError
-from bench.core.io import REPO_ROOT, sha256_file
-from bench.nets import is_stochastic
+from honestbench import zoo
+from honestbench.core.errors import ModelCardError
+from honestbench.core.io import REPO_ROOT, sha256_file
+from honestbench.nets import is_stochastic
 
 EXPECTED = {"regular", "pni", "smoothing", "smoothing-pgd", "smoothing-pgd-fgsm", "smoothing-pgd-fgsm-cw",
             "smoothing-pgd-fgsm-cw-pni", "slwta", "pgd-at", "gaussian-smoothing", "slwta-wrn34-1",
@@ -131,7 +131,7 @@ def _published_path() -> Path:
 @pytest.mark.skipif(not _published_path().is_file(),
                     reason="published SLWTA checkpoint absent (set BENCH_DATA_DIR to ../shared/data)")
 def test_published_checkpoint_loads_strictly():
-    from bench.nets.backbones.slwta_published import UNUSED_PREFIXES, SLWTAWideResNet
+    from honestbench.nets.backbones.slwta_published import UNUSED_PREFIXES, SLWTAWideResNet
 
     card = zoo.get_card("slwta-wrn34-1-panousis2021")
     assert card.sha256 == PUBLISHED_SHA and card.trained and card.external
@@ -154,7 +154,7 @@ def test_copy_of_models_dir_lists(tmp_path):
 
 @pytest.mark.skipif(not _published_path().is_file(), reason="published SLWTA checkpoint absent")
 def test_published_surrogate_is_deterministic():
-    from bench.nets import surrogate
+    from honestbench.nets import surrogate
 
     model = zoo.load_model("slwta-wrn34-1-panousis2021")
     x = torch.rand(2, 3, 32, 32)
@@ -166,7 +166,7 @@ def test_published_surrogate_is_deterministic():
 @pytest.mark.slow
 @pytest.mark.skipif(not _published_path().is_file(), reason="published SLWTA checkpoint absent")
 def test_published_clean_accuracy_matches_authors():
-    from bench.data import load_eval
+    from honestbench.data import load_eval
 
     torch.manual_seed(0)
     ev = load_eval("cifar10")
@@ -174,7 +174,7 @@ def test_published_clean_accuracy_matches_authors():
     assert acc == pytest.approx(0.868, abs=0.015)
 
 
-@pytest.mark.parametrize("module", ["bench.zoo.cards", "bench.zoo"])
+@pytest.mark.parametrize("module", ["honestbench.zoo.cards", "honestbench.zoo"])
 def test_cards_are_torch_free(module):
     """Listing the zoo (``bench list models``, ``bench report``'s row order) never imports torch."""
     code = (f"import sys, {module} as m; m.list_cards(); m.get_card('regular').checkpoint_path(); "

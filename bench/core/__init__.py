@@ -1,4 +1,0 @@
-"""The bottom layer: errors, files, seeding, threads, budgets, the generic name -> factory registry.
-Imports nothing else from bench."""
-
-__version__ = "0.1.0"

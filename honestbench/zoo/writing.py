@@ -1,0 +1,39 @@
+"""Writing a model card's ``[result]`` table (``tomllib`` only reads TOML): used by ``bench train NAME
+--update-card`` and the measurement scripts. Torch-free."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from honestbench.core.io import atomic_path
+
+
+def toml_value(v: object) -> str:
+    """A TOML literal for a scalar or a list of scalars."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v) or math.isinf(v):
+            raise ValueError("TOML writer: nan/inf not supported")
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # JSON string escapes are valid TOML basic-string escapes
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    raise TypeError(f"TOML writer: unsupported value {type(v).__name__}")
+
+
+def write_result(card_path: Path, result: dict) -> None:
+    """Replace the card's trailing ``[result]`` table (kept last in every card) with ``result``."""
+    text = Path(card_path).read_text()
+    lines = text.splitlines()
+    cut = next((i for i, ln in enumerate(lines) if ln.strip() == "[result]"), len(lines))
+    head = "\n".join(lines[:cut]).rstrip() + "\n\n"
+    body = "[result]\n# written by `bench train NAME --update-card` or scripts/measure_clean.py\n"
+    body += "".join(f"{k} = {toml_value(v)}\n" for k, v in result.items())
+    with atomic_path(card_path, "w") as f:
+        f.write(head + body)
