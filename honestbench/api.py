@@ -20,23 +20,19 @@ from torch import nn
 
 from honestbench import report
 from honestbench.attacks import Attack, attack_defaults, create_attack
-from honestbench.core.errors import BenchError
+from honestbench.core.datawords import data_word
 from honestbench.core.threads import resolve_device
 from honestbench.data import load_eval
 from honestbench.engine.options import EvalOptions
-from honestbench.engine.runner import ModelSpec
 from honestbench.engine.stochastic import R_DEFAULT
-from honestbench.engine.validate import PROBE_IMAGES, prepared, validate_model
-from honestbench.pipeline.models import resolve_model_specs
+from honestbench.engine.validate import PROBE_IMAGES, prepared
+from honestbench.pipeline.models import checked, resolve_model_specs
 from honestbench.pipeline.run import evaluate_and_diagnose
 from honestbench.results import load as load_records
 from honestbench.suites.user import parse_number, resolve_suite
 from honestbench.zoo import Card
+from honestbench.zoo.source import ModelSource
 from honestbench.zoo.user import load_any
-
-#: ``data=`` word -> (dataset, source), as ``bench run --data``
-DATA = {"cifar10": ("cifar10", "npz"), "npz": ("cifar10", "npz"), "torchvision": ("cifar10", "torchvision"),
-        "digits": ("digits", "npz")}
 
 
 def _warn(text: str) -> None:
@@ -68,9 +64,7 @@ def evaluate_model(
     a suite file; ``threat_model`` (``Linf``/``L2``) and ``eps`` (``8/255`` accepted) scale it. ``out``: also
     write records, matrices, leaderboard and figures there (a ``bench run`` folder may be joined when its
     settings match); default a temporary folder. ``device``: default cuda when available."""
-    if data not in DATA:
-        raise BenchError(f"unknown data {data!r}: choose one of {', '.join(DATA)}")
-    dataset, source = DATA[data]
+    dataset, source = data_word(data)
     suite_ = resolve_suite(suite, threat_model, eps)
     n = n if n is not None else suite_.default_n
     opts = EvalOptions(batch_size=batch_size, seed=seed, device=resolve_device(str(device or "auto")),
@@ -83,10 +77,11 @@ def evaluate_model(
             stack.enter_context(prepared(model, name, found))
             for text in found:
                 _warn(text)
-            specs = [ModelSpec(name, _checked(model, evalset, name, num_classes, opts.device),
-                               {"checkpoint_sha256": "", "data": dataset, "description": f"Python object {name}"})]
+            own = ModelSource.of(name, model, checkpoint_sha256="", data=dataset,
+                                 description=f"Python object {name}", num_classes=num_classes)
+            specs = [checked(own, lambda: _head(evalset), log=_warn)]
         else:
-            specs = resolve_model_specs(None, [model], dataset, opts.device, n, source, normalize, log=_warn)
+            specs = resolve_model_specs(None, [model], dataset, n, source, normalize, log=_warn)
             if name:
                 specs[0].name = name
         tmp = None if out is not None else stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-"))
@@ -100,18 +95,10 @@ def evaluate_model(
     return frame[frame["model"] == specs[0].name].reset_index(drop=True)
 
 
-def _checked(model: nn.Module, evalset, name: str, num_classes: int | None, device: torch.device):
-    def load() -> nn.Module:
-        model.to(device)
-        probe = evalset if len(evalset) <= PROBE_IMAGES else _head(evalset)
-        for text in validate_model(model, probe, name, num_classes, device):
-            _warn(text)
-        return model
-
-    return load
-
-
 def _head(evalset):
+    """The first :data:`~honestbench.engine.validate.PROBE_IMAGES` images of ``evalset``, which validate a model."""
+    if len(evalset) <= PROBE_IMAGES:
+        return evalset
     return dataclasses.replace(evalset, x=evalset.x[:PROBE_IMAGES], y=evalset.y[:PROBE_IMAGES],
                                index=evalset.index[:PROBE_IMAGES])
 

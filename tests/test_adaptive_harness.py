@@ -19,11 +19,11 @@ from honestbench.attacks.transfer import register_transfer_source
 from honestbench.core.errors import BenchError
 from honestbench.data import load_eval
 from honestbench.engine.options import EvalOptions
-from honestbench.engine.runner import ModelSpec
 from honestbench.pipeline.run import evaluate_and_diagnose
 from honestbench.report import leaderboard_markdown
-from honestbench.results import Matrix, load, record_rows
+from honestbench.results import Matrix, RunInfo, load, record_rows
 from honestbench.suites import ADAPTIVE_PARAMS, get_suite, model_suite
+from honestbench.zoo.source import ModelSource
 
 N = 32
 CHEAP = ("aa_steps=3,aa_eot=2,aa_queries=20,steps=4,eot=3,surrogate_steps=4,bpda_steps=3,bpda_eot=2,"
@@ -102,8 +102,8 @@ def test_suite_parameters(source):
 # ----------------------------------------------------------------------------------------------- run
 def test_adaptive_run_per_model_suites_mean_over_R_and_check(tiny_digits_model, digits, source, tmp_path):
     det, sto = tiny_digits_model, NoisyNet(tiny_digits_model)
-    specs = [ModelSpec("det", lambda: det, {"checkpoint_sha256": "d"}),
-             ModelSpec("sto", lambda: sto, {"checkpoint_sha256": "s"})]  # found stochastic by 2 passes
+    specs = [ModelSource.of("det", det, checkpoint_sha256="d"),
+             ModelSource.of("sto", sto, checkpoint_sha256="s")]  # found stochastic by 2 passes
     rows = evaluate_and_diagnose(specs, get_suite(f"adaptive:{CHEAP}"), digits, tmp_path,
                                  EvalOptions(passes=4, progress=False), **quiet())
     d, s = by(rows, "det"), by(rows, "sto")
@@ -149,7 +149,7 @@ def test_diagnose_fills_warnings_records_and_leaderboard(tiny_digits_model, digi
     harness runs a stochastic model's attacks without it), the added EOT columns are not; the diagnostics
     are resumable and their flags explained once per name."""
     sto = NoisyNet(tiny_digits_model)
-    spec = [ModelSpec("sto", lambda: sto, {"checkpoint_sha256": "s", "stochastic": True})]
+    spec = [ModelSource.of("sto", sto, checkpoint_sha256="s", stochastic=True)]
     suite = get_suite(f"standard:{CHEAP}")
     rows = evaluate_and_diagnose(spec, suite, digits, tmp_path, EvalOptions(passes=2, progress=False), diagnose=True,
                                  **quiet())
@@ -179,7 +179,7 @@ def test_diagnose_fills_warnings_records_and_leaderboard(tiny_digits_model, digi
 
 
 def test_deterministic_model_gets_no_eot_and_no_warning(tiny_digits_model, digits, source, tmp_path):
-    spec = [ModelSpec("det", lambda: tiny_digits_model, {"checkpoint_sha256": "d"})]
+    spec = [ModelSource.of("det", tiny_digits_model, checkpoint_sha256="d")]
     rows = evaluate_and_diagnose(spec, get_suite("ci"), digits, tmp_path, EvalOptions(progress=False), diagnose=True,
                                  **quiet())
     assert all(r["warnings"] == "" and r["R"] is None and not r["stochastic"] for r in rows)
@@ -197,12 +197,12 @@ def test_mean_over_passes_columns_from_a_matrix():
                clean_probs=np.ones((4, 2), np.float16), robust=robust, norm=np.zeros((4, 1), np.float32),
                pred=np.zeros((4, 1), np.int16), conf=np.ones((4, 1), np.float32), seconds=np.zeros(1),
                meta={"stochastic": True}, clean_passes=clean_passes, robust_passes=robust_passes)
-    rows = {r["attack"]: r for r in record_rows(m, {"name": "m"}, {})}
+    rows = {r["attack"]: r for r in record_rows(m, RunInfo(), "m")}
     assert rows["clean"]["accuracy_mean_R"] == pytest.approx(5 / 8) and rows["clean"]["R"] == 2
     assert rows["clean"]["spread"] == pytest.approx(np.std([3 / 4, 2 / 4], ddof=1))
     assert rows["A"]["accuracy_mean_R"] is None and rows["A"]["R"] == 2  # one image not evaluated
     m.robust_passes[3] = 1
-    rows = {r["attack"]: r for r in record_rows(m, {"name": "m"}, {})}
+    rows = {r["attack"]: r for r in record_rows(m, RunInfo(), "m")}
     assert rows["A"]["accuracy_mean_R"] == pytest.approx(4 / 8)
     assert rows["worst-case"]["accuracy_mean_R"] == pytest.approx(4 / 8)
 

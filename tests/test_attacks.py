@@ -247,7 +247,9 @@ def test_cw_thresholds_and_exposes_norms(tiny_digits_model, digits_eval):
     atk = create_attack("cw-l2", steps=30, search_steps=3, lr=0.05, threshold=0.6)
     res = atk.minimize(model, x, y)
     x_adv = atk(model, x, y)
-    norms, success = atk.last_norms, atk.last_success
+    out = atk.run(model, x, y)
+    norms, success = out.raw_norms, torch.isfinite(out.raw_norms)
+    assert torch.equal(out.x_adv, x_adv)
     assert torch.equal(norms, res.norms) and torch.equal(success, res.success)
     assert torch.isinf(norms[~success]).all() and torch.isfinite(norms[success]).all()
     with torch.no_grad():

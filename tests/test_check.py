@@ -8,9 +8,10 @@ from conftest import NoisyNet
 import honestbench.attacks.pgd as pgd
 from honestbench.data import load_eval
 from honestbench.engine.options import EvalOptions
-from honestbench.engine.runner import ModelSpec, run_models
+from honestbench.engine.runner import run_models
 from honestbench.pipeline import check as chk
 from honestbench.suites import Entry, Suite
+from honestbench.zoo.source import ModelSource
 
 # a CI-like suite whose PGD fools digits (8/255 barely moves them)
 SUITE = Suite("ci-digits", "test", (
@@ -25,8 +26,8 @@ def committed(tmp_path_factory, tiny_digits_model):
     tiny = tiny_digits_model
     models = {"tiny": tiny, "noisy": NoisyNet(tiny, sigma=1.0)}
     out = tmp_path_factory.mktemp("committed")
-    specs = [ModelSpec("tiny", lambda: tiny, {"checkpoint_sha256": "t"}),
-             ModelSpec("noisy", lambda: models["noisy"], {"checkpoint_sha256": "n", "stochastic": True})]
+    specs = [ModelSource.of("tiny", tiny, checkpoint_sha256="t"),
+             ModelSource.of("noisy", models["noisy"], checkpoint_sha256="n", stochastic=True)]
     run_models(specs, SUITE, load_eval("digits", 64), out, EvalOptions(batch_size=32, progress=False),
                log=lambda s: None)
     loader = {"tiny": (tiny, "t"), "noisy": (models["noisy"], "n")}

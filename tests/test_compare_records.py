@@ -83,7 +83,7 @@ def test_a_missing_folder_is_one_error_line(tmp_path, capsys):
 
 
 def test_a_one_process_torchrun_world_takes_the_distributed_path_only_when_forced(monkeypatch):
-    from honestbench.engine import shards as distributed
+    from honestbench.engine import world as distributed
 
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "1")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,7 +90,7 @@ def test_merge_of_shards_equals_one_process(tiny_digits_model, tmp_path, stochas
         cache = dist_mod.ShardCache(many, "m", key, shard=f"{start}-{end}")
         part = evaluate(model, data.x[start:end], data.y[start:end], index=data.index[start:end],
                         cache=cache, **kw)
-        payloads.append({"start": start, "end": end, "matrix": part, "cells": cache.cells})
+        payloads.append(dist_mod.ShardPart(start, end, part, cache.cells))
     merged = dist_mod.merge_shards(payloads[::-1], data, many, "m", N, world_size=4)
     for k in ("index", "y", "clean_pred", "clean_conf", "clean_probs", "robust", "norm", "raw_norm", "pred",
               "conf"):
@@ -115,7 +116,7 @@ def test_merge_refuses_gaps_and_overlaps(tiny_digits_model, tmp_path):
         cache = dist_mod.ShardCache(tmp_path, "m", {}, shard=f"{start}-{end}")
         m = evaluate(tiny_digits_model, data.x[start:end], data.y[start:end], EARLY,
                      EvalOptions(batch_size=8, progress=False), index=data.index[start:end], cache=cache)
-        parts.append({"start": start, "end": end, "matrix": m, "cells": cache.cells})
+        parts.append(dist_mod.ShardPart(start, end, m, cache.cells))
     with pytest.raises(BenchError, match="exactly once"):
         dist_mod.merge_shards(parts, data, tmp_path, "m", 32, world_size=2)
     with pytest.raises(BenchError, match="exactly once"):
@@ -138,9 +139,15 @@ RUN = ["run", "--models", "regular,slwta", "--suite", "ci", "--n", "64", "--batc
        "--no-report"]
 
 
+#: tests/faults/sitecustomize.py: the ranks' fault injection (BENCH_FAIL_*), kept out of the package
+FAULTS = Path(__file__).parent / "faults"
+
+
 def _env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_FAIL_")}
     env.update(OMP_NUM_THREADS="1", **extra)
+    if any(k.startswith("BENCH_FAIL_") for k in extra):
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(FAULTS), env.get("PYTHONPATH")) if p)
     return env
 
 
@@ -210,3 +217,23 @@ def test_killed_rank_fails_clearly_and_rerun_resumes(one_process, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {p.name: p.stat().st_mtime_ns for p in shard1.glob("*.npz") if p.name in kept} == kept
     assert_same_results(tmp_path, one_process)
+
+
+# ----------------------------------------------------------------------------------------------- one path
+def test_one_process_is_a_world_of_size_one(monkeypatch):
+    """Outside torchrun: rank 0 of 1, the collectives the identity, one shard of every image."""
+    from honestbench.engine import world
+
+    monkeypatch.delenv("RANK", raising=False)
+    w = world.join("cpu")
+    assert (w.rank, w.size, w.is_main, w.grouped) == (0, 1, True, False)
+    assert w.all_gather("x") == ["x"] and w.gather("x") == ["x"]
+    shard = dist_mod.shard_of(w, 10, 4)
+    assert (shard.start, shard.end) == (0, 10)
+
+
+def test_fault_injection_lives_in_the_tests():
+    """The ranks' fault injection is tests/faults/sitecustomize.py, never the package."""
+    package = Path(__file__).resolve().parents[1] / "honestbench"
+    assert not [p for p in package.rglob("*.py") if "BENCH_FAIL" in p.read_text()]
+    assert "BENCH_FAIL_RANK" in (FAULTS / "sitecustomize.py").read_text()

@@ -16,9 +16,10 @@ from honestbench.core.errors import BenchError
 from honestbench.data import load_eval
 from honestbench.engine.cascade import evaluate
 from honestbench.engine.options import EvalOptions
-from honestbench.engine.runner import ModelSpec, run_models
+from honestbench.engine.runner import run_models
 from honestbench.results import load, merge_matrices
 from honestbench.suites import Entry, Suite, get_suite
+from honestbench.zoo.source import ModelSource
 
 N = 96
 # deterministic attacks (no random start) strong enough to fool some digits
@@ -143,7 +144,7 @@ QUIET = EvalOptions(progress=False)
 
 
 def models_for(tiny):
-    return [ModelSpec("tiny", lambda: tiny, {"checkpoint_sha256": "t0"})]
+    return [ModelSource.of("tiny", tiny, checkpoint_sha256="t0")]
 
 
 def test_run_resume_skips_finished_cells(tiny, digits, tmp_path, monkeypatch):
@@ -196,7 +197,7 @@ def test_other_configuration_in_same_dir_is_refused(tiny, digits, tmp_path):
     with pytest.raises(BenchError, match="another configuration"):
         run_models(models_for(tiny), DET, digits, tmp_path, EvalOptions(seed=3, progress=False), log=lambda s: None)
     with pytest.raises(BenchError, match="different configuration"):  # cells of another checkpoint
-        spec = [ModelSpec("tiny", lambda: tiny, {"checkpoint_sha256": "changed"})]
+        spec = [ModelSource.of("tiny", tiny, checkpoint_sha256="changed")]
         run_models(spec, DET, digits, tmp_path, QUIET, log=lambda s: None)
 
 
@@ -214,13 +215,13 @@ class FakeCard:
 
 def test_run_command_end_to_end(tiny, tmp_path, monkeypatch, capsys):
     """`bench run --dataset digits` through the CLI with a fake zoo (untrained card skipped with a note)."""
-    import honestbench.pipeline.models as models_mod
+    import honestbench.zoo.user as user_mod
     import honestbench.zoo.cards as cards_mod
     from honestbench.cli.main import main
 
     cards = [FakeCard("a"), FakeCard("b"), FakeCard("untrained", trained=False)]
-    monkeypatch.setattr(cards_mod, "list_cards", lambda pattern="*", models_dir=None: cards)
-    monkeypatch.setattr(models_mod, "load_model", lambda card, device="cpu": tiny)
+    monkeypatch.setattr(cards_mod, "list_cards", lambda pattern="*", **dirs: cards)
+    monkeypatch.setattr(user_mod, "load_model", lambda card, device="cpu": tiny)
     rc = main(["run", "--dataset", "digits", "--n", "48", "--out", str(tmp_path), "--quiet",
                "--batch-size", "32"])
     captured = capsys.readouterr()
@@ -237,15 +238,15 @@ def test_run_command_end_to_end(tiny, tmp_path, monkeypatch, capsys):
 def test_run_command_passes_sets_r(tiny, tmp_path, monkeypatch, capsys):
     """`bench run --passes R`: a stochastic model's records carry R (mean over R passes); a deterministic
     model's none; R < 1 is a one-line usage error. The help's default is honestbench.engine.stochastic.R_DEFAULT."""
-    import honestbench.pipeline.models as models_mod
+    import honestbench.zoo.user as user_mod
     import honestbench.zoo.cards as cards_mod
     from honestbench.cli import main as cli
     from honestbench.engine.stochastic import R_DEFAULT
 
     assert cli.PASSES_DEFAULT == R_DEFAULT
     cards = [FakeCard("noisy", stochastic=True), FakeCard("plain")]
-    monkeypatch.setattr(cards_mod, "list_cards", lambda pattern="*", models_dir=None: cards)
-    monkeypatch.setattr(models_mod, "load_model",
+    monkeypatch.setattr(cards_mod, "list_cards", lambda pattern="*", **dirs: cards)
+    monkeypatch.setattr(user_mod, "load_model",
                         lambda card, device="cpu": NoisyNet(tiny) if card.stochastic else tiny)
     rc = cli.main(["run", "--data", "digits", "--suite", "ci", "--n", "32", "--passes", "3", "--out", str(tmp_path),
                    "--quiet", "--no-report"])

@@ -18,13 +18,13 @@ from honestbench.cli.main import main as cli_main
 from honestbench.core.errors import BenchError
 from honestbench.data import load_eval, load_train
 from honestbench.engine.options import EvalOptions
-from honestbench.engine.runner import ModelSpec
 from honestbench.nets.layers.stochastic import StochasticLayer
 from honestbench.pipeline import run as run_tool
 from honestbench.report.summary import summary_text
 from honestbench.results import load
 from honestbench.suites import DEFAULT_SUITE, get_suite, model_suite
 from honestbench.suites.model import surrogate_twin
+from honestbench.zoo.source import ModelSource
 
 
 class HardRandomRound(StochasticLayer):
@@ -62,7 +62,7 @@ def fragile_linear(seed: int = 0) -> nn.Module:
     return model.eval().requires_grad_(False)
 
 
-def _run(tmp: Path, models: list[ModelSpec], n: int = 128) -> Path:
+def _run(tmp: Path, models: list[ModelSource], n: int = 128) -> Path:
     data = load_eval("digits", n)
     out = tmp / "run"
     run_tool.evaluate_and_diagnose(models, get_suite(DEFAULT_SUITE), data, out,
@@ -77,8 +77,8 @@ def honest_run(tmp_path_factory) -> Path:
     plain = fragile_linear()
     masked = nn.Sequential(HardRandomRound(), plain).eval()
     return _run(tmp_path_factory.mktemp("honest"), [
-        ModelSpec("masked", lambda: masked, {"checkpoint_sha256": "m"}),
-        ModelSpec("plain", lambda: plain, {"checkpoint_sha256": "p"})])
+        ModelSource.of("masked", masked, checkpoint_sha256="m"),
+        ModelSource.of("plain", plain, checkpoint_sha256="p")])
 
 
 def test_masked_model_gets_surrogate_column_and_flag(honest_run):

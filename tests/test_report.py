@@ -14,6 +14,7 @@ from honestbench.engine import runner
 from honestbench.engine.options import EvalOptions
 from honestbench.suites import Entry, Suite, get_suite
 from honestbench.train.tiny import train_tiny_digits
+from honestbench.zoo.source import ModelSource
 
 PLATFORM_SMALL = Suite("platform-small", "test: L2 and L-inf PGD", (
     Entry("PGD-L2", "pgd-l2", {"eps": 1.0, "steps": 5}),
@@ -26,8 +27,8 @@ def runs(tmp_path_factory, tiny_digits_model):
     tiny = tiny_digits_model
     other = train_tiny_digits(epochs=2)  # a weaker second row
     data = load_eval("digits", 48)
-    models = [runner.ModelSpec("tiny", lambda: tiny, {"checkpoint_sha256": "a"}),
-              runner.ModelSpec("tiny-2ep", lambda: other, {"checkpoint_sha256": "b"})]
+    models = [ModelSource.of("tiny", tiny, checkpoint_sha256="a"),
+              ModelSource.of("tiny-2ep", other, checkpoint_sha256="b")]
     dirs = {}
     for suite in (get_suite("seed-table1"), PLATFORM_SMALL):
         out = tmp_path_factory.mktemp(suite.name)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from honestbench import results
 from honestbench.core.errors import BenchError
-from honestbench.results import Matrix, combine, merge_matrices, record_rows, wilson_interval
+from honestbench.results import Matrix, RunInfo, combine, merge_matrices, record_rows, wilson_interval
 
 
 def make_matrix(robust: np.ndarray, clean_correct: np.ndarray | None = None, labels=None, aggregates=None,
@@ -66,7 +66,7 @@ def test_table2_aggregate_is_per_sample_intersection():
                     aggregates={"PGD-L2+Linf": ["PGD-L2", "PGD"]})
     both = m.column("PGD-L2+Linf")
     assert both.tolist() == [0, 0, 1, 1, 0, 0, 1, 0]
-    rows = {r["attack"]: r for r in record_rows(m, {"name": "m"}, {})}
+    rows = {r["attack"]: r for r in record_rows(m, RunInfo(), "m")}
     assert rows["PGD-L2"]["accuracy"] == 5 / 8 and rows["PGD"]["accuracy"] == 5 / 8
     assert rows["PGD-L2+Linf"]["count"] == 3 and rows["PGD-L2+Linf"]["accuracy"] == 3 / 8
     assert rows["PGD-L2+Linf"]["accuracy"] <= min(rows["PGD-L2"]["accuracy"], rows["PGD"]["accuracy"])
@@ -85,7 +85,7 @@ def test_worst_case_never_above_any_column(n, a, data):
                                         min_size=n, max_size=n)), dtype=np.int8)
     cc = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
     m = make_matrix(flags, cc)
-    rows = {r["attack"]: r for r in record_rows(m, {"name": "m"}, {})}
+    rows = {r["attack"]: r for r in record_rows(m, RunInfo(), "m")}
     wc = rows["worst-case"]
     for label in m.labels:
         assert wc["count"] <= rows[label]["count"] <= rows[label]["count_hi"]
@@ -96,7 +96,7 @@ def test_worst_case_never_above_any_column(n, a, data):
 def test_record_bounds_under_early_exit():
     # attack A1 ran second and skipped samples 0, 1 (fooled by A0): its column is only bounded
     m = make_matrix(np.array([[0, -1], [0, -1], [1, 1], [1, 0]]))
-    rows = {r["attack"]: r for r in record_rows(m, {"name": "m"}, {})}
+    rows = {r["attack"]: r for r in record_rows(m, RunInfo(), "m")}
     r = rows["A1"]
     assert (r["count"], r["count_hi"], r["exact"], r["accuracy"]) == (1, 3, False, 0.75)
     assert r["evaluated"] == 2 and r["fooled"] == 1
@@ -131,8 +131,8 @@ def test_matrix_roundtrip_and_merge(tmp_path):
 # ----------------------------------------------------------------------------------------------- records
 def test_records_json_csv_load(tmp_path):
     m = make_matrix(np.array([[1, 0], [1, 1], [0, 0]]))
-    run = {"suite": "s", "seed": 0}
-    rows = record_rows(m, {"name": "m", "checkpoint_sha256": "abc"}, run)
+    run = RunInfo(suite="s", seed=0)
+    rows = record_rows(m, run, "m", "abc")
     results.write_records(tmp_path, rows, run)
     df = results.load(tmp_path)
     assert list(df["attack"]) == ["clean", "A0", "A1", "worst-case"]
@@ -156,12 +156,12 @@ def test_rows_in_registry_order_whatever_order_models_finished(tmp_path):
     assert set(zoo_names) <= set(registry)
     expected = [n for n in registry if n in zoo_names] + ["aaa-local", "zzz-local"]
     assert expected != sorted(expected)  # registry order is not alphabetical: the check can fail
-    run = {"suite": "s", "seed": 0}
+    run = RunInfo(suite="s", seed=0)
     m = make_matrix(np.array([[1, 0], [1, 1], [0, 0]]))
     texts = []
     for finished in (["zzz-local", "slwta", "aaa-local", "regular", "slwta-wrn34-1", "pni"],
                      ["pni", "slwta-wrn34-1", "regular", "aaa-local", "slwta", "zzz-local"]):
-        rows = [r for name in finished for r in record_rows(m, {"name": name}, run)]
+        rows = [r for name in finished for r in record_rows(m, run, name)]
         results.write_records(tmp_path, rows, run)
         assert [r["model"] for r in json.loads((tmp_path / "records.json").read_text())["records"]][::4] == finished
         df = results.load(tmp_path)
@@ -174,8 +174,8 @@ def test_rows_in_registry_order_whatever_order_models_finished(tmp_path):
 
 def test_atomic_writes_leave_old_file_on_error(tmp_path, monkeypatch):
     m = make_matrix(np.array([[1], [0]]))
-    rows = record_rows(m, {"name": "m"}, {})
-    results.write_records(tmp_path, rows, {"suite": "s"})
+    rows = record_rows(m, RunInfo(), "m")
+    results.write_records(tmp_path, rows, RunInfo(suite="s"))
     before = (tmp_path / "records.json").read_text()
 
     def boom(*a, **k):
@@ -183,7 +183,7 @@ def test_atomic_writes_leave_old_file_on_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(json, "dump", boom)
     with pytest.raises(KeyboardInterrupt):
-        results.write_records(tmp_path, rows[:1], {"suite": "other"})
+        results.write_records(tmp_path, rows[:1], RunInfo(suite="other"))
     monkeypatch.undo()
     assert (tmp_path / "records.json").read_text() == before
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
@@ -202,3 +202,21 @@ def test_read_records_errors(tmp_path):
     (tmp_path / "records.json").write_text("{not json")
     with pytest.raises(BenchError, match="not valid JSON"):
         results.load(tmp_path)
+
+
+def test_typed_run_and_model_records_round_trip_the_committed_json():
+    """RunInfo / ModelRecord write records.json's ``run`` and model.json key for key as they were written."""
+    from pathlib import Path
+
+    from honestbench.results import ModelRecord, RunInfo
+
+    root = Path(__file__).resolve().parents[1] / "results"
+    runs = sorted(root.glob("*/records.json"))
+    models = sorted(root.glob("*/cells/*/model.json"))
+    assert runs and models
+    for path in runs:
+        raw = json.loads(path.read_text())["run"]
+        assert json.dumps(RunInfo.from_json(raw).to_json()) == json.dumps(raw), path
+    for path in models:
+        raw = json.loads(path.read_text())
+        assert json.dumps(ModelRecord.from_json(raw).to_json()) == json.dumps(raw), path

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from honestbench.attacks.params import check_field, field_rule
 from honestbench.core.errors import AttackConfigError
 
 NORMS = ("linf", "l2", "none")
@@ -28,8 +29,9 @@ NORMS = ("linf", "l2", "none")
 #: single-step (one gradient step), iterative (multi-step L-inf PGD on the real model), white-box (gradients
 #: of the real model), adaptive (surrogate / BPDA / transfer gradients), autoattack (the AutoAttack
 #: ensemble), own (our kernels, comparable with AutoAttack's), eot (uses the real model's gradients, so
-#: needs EOT on a stochastic model).
-ROLES = ("single-step", "iterative", "white-box", "adaptive", "autoattack", "own", "eot")
+#: needs EOT on a stochastic model), minimum-norm (searches the smallest fooling perturbation and returns its
+#: unthresholded norms: :class:`AttackOutput`).
+ROLES = ("single-step", "iterative", "white-box", "adaptive", "autoattack", "own", "eot", "minimum-norm")
 BUDGET_TOL = 1e-5  # float32 slack on the budget assertion: eps + 1e-5 in [0, 1] units
 
 
@@ -159,6 +161,16 @@ def check_inputs(x: torch.Tensor, y: torch.Tensor) -> None:
         raise AttackConfigError("images must have pixels in [0, 1] (normalisation belongs inside the model)")
 
 
+@dataclasses.dataclass
+class AttackOutput:
+    """What an attack returns to the engine: the adversarial images (float32 in [0, 1], within the budget)
+    and, for a minimum-norm attack, the unthresholded perturbation norm per image (``raw_norms``, in the
+    attack's norm, pixel units; ``inf`` where no adversarial image was found, 0 where the clean one fools)."""
+
+    x_adv: torch.Tensor
+    raw_norms: torch.Tensor | None = None
+
+
 # ----------------------------------------------------------------------------------------------- base class
 @dataclasses.dataclass
 class Attack:
@@ -175,6 +187,8 @@ class Attack:
     roles: ClassVar[frozenset[str]] = frozenset()
     #: True when the output depends on the generator (random start, noise, restarts).
     randomized: ClassVar[bool] = False
+    #: the allowed values of text parameters shared by many attacks (a field's ``param(choices=...)`` wins)
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"loss": tuple(LOSSES)}
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -185,25 +199,17 @@ class Attack:
 
     # -- parameters
     def validate(self) -> None:
-        """Raise :class:`AttackConfigError` for invalid parameters (checked at construction)."""
+        """Raise :class:`AttackConfigError` for invalid parameters (checked at construction): each field by
+        the rule it declares (:func:`param` metadata, else its annotation: :func:`field_rule`), and an L-inf
+        budget above the whole pixel range."""
         if self.norm not in NORMS:
             raise AttackConfigError(f"{self.name}: unknown norm {self.norm!r}, choose one of {NORMS}")
-        for key in ("eps", "alpha", "sigma", "lr", "c", "kappa", "lam", "threshold"):
-            v = getattr(self, key, None)
-            if v is not None and not v >= 0:  # also rejects NaN
-                raise AttackConfigError(f"{self.name}: {key} must be >= 0, got {v}: give a non-negative number")
-        eps = getattr(self, "eps", None)
+        for f in dataclasses.fields(self):
+            check_field(self.name, f.name, getattr(self, f.name), *field_rule(f, self.choices))
+        eps = self.budget
         if self.norm == "linf" and eps is not None and eps > 1:  # pixels are in [0, 1]: more is a units mistake
             raise AttackConfigError(f"{self.name}: eps {eps} is more than the whole pixel range: L-inf budgets are in "
                                     "[0, 1] pixel units (8/255 = 0.0314), not 0-255")
-        for key in ("steps", "restarts", "eot", "search_steps", "samples"):
-            v = getattr(self, key, None)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise AttackConfigError(f"{self.name}: {key} must be an integer >= 1, got {v!r}: give a whole "
-                                        "number >= 1")
-        loss = getattr(self, "loss", None)
-        if loss is not None and loss not in LOSSES:
-            raise AttackConfigError(f"{self.name}: unknown loss {loss!r}, choose one of {tuple(LOSSES)}")
 
     def params(self) -> dict[str, object]:
         """The attack's parameters as a plain dict (for records and listings)."""
@@ -252,6 +258,12 @@ class Attack:
             x_adv = self.perturb(model, x.detach(), y, generator).detach()
         self.check_output(x_adv, x)
         return x_adv
+
+    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+            generator: torch.Generator | None = None) -> AttackOutput:
+        """Like calling the attack, with the extra outputs it returns (:class:`AttackOutput`); the engine's
+        entry point. Attacks with extra outputs (CW's unthresholded norms) override it."""
+        return AttackOutput(self(model, x, y, generator))
 
     def check_output(self, x_adv: torch.Tensor, x: torch.Tensor) -> None:
         """Assert dtype, shape, [0, 1] range and the budget (the cheap check that catches projection bugs)."""

@@ -11,10 +11,10 @@ perturbation (success = margin < -kappa) over every step of every round.
 
 What it returns: CW is a minimum-norm attack, so ``__call__`` gives an image within the L2 ``threshold``
 (default :data:`honestbench.core.budgets.EPS_L2`, methods.md's "robust at L2 <= 0.5"): the smallest adversarial
-image when its norm is <= threshold, else the clean image. The unthresholded result is available two ways:
-:meth:`CWL2.minimize` returns a :class:`CWResult` (images, norms, success), and after every call
-``attack.last_norms`` holds the per-sample norms (``inf`` where no adversarial image was found, 0 where the
-clean image already fools the model) and ``attack.last_success`` the success flags. ``threshold=None``
+image when its norm is <= threshold, else the clean image. The unthresholded result is returned two ways:
+:meth:`CWL2.minimize` gives a :class:`CWResult` (images, norms, success), and :meth:`CWL2.run` (the engine's
+entry) an :class:`~honestbench.attacks.base.AttackOutput` whose ``raw_norms`` are the per-sample norms (``inf``
+where no adversarial image was found, 0 where the clean image already fools the model). ``threshold=None``
 returns the unthresholded images. Units: pixels in [0, 1]; norms are Euclidean norms of the whole-image perturbation.
 """
 
@@ -26,10 +26,18 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from honestbench.attacks.base import Attack, _per_sample, check_inputs, frozen_eval, l2_norm, margin
+from honestbench.attacks.base import (
+    Attack,
+    AttackOutput,
+    _per_sample,
+    check_inputs,
+    frozen_eval,
+    l2_norm,
+    margin,
+)
+from honestbench.attacks.params import param
 from honestbench.attacks.registry import register_attack
 from honestbench.core.budgets import EPS_L2
-from honestbench.core.errors import AttackConfigError
 
 MODES = ("search", "fixed")
 #: arctanh argument scale, so pixels at exactly 0 or 1 stay movable (Carlini's reference code, ART)
@@ -58,7 +66,7 @@ class CWL2(Attack):
     name: ClassVar[str] = "cw-l2"
     norm: ClassVar[str] = "l2"
     description: ClassVar[str] = "Carlini-Wagner L2 (Adam, binary search over c), robust at L2 <= threshold"
-    roles: ClassVar[frozenset[str]] = frozenset({"eot"})
+    roles: ClassVar[frozenset[str]] = frozenset({"eot", "minimum-norm"})
 
     c: float = 0.1
     kappa: float = 0.0
@@ -66,18 +74,8 @@ class CWL2(Attack):
     steps: int = 100
     lr: float = 0.01
     search_steps: int = 9
-    mode: str = "search"
+    mode: str = param("search", choices=MODES)
     threshold: float | None = EPS_L2
-
-    def __post_init__(self) -> None:
-        self.last_norms: torch.Tensor | None = None
-        self.last_success: torch.Tensor | None = None
-        super().__post_init__()
-
-    def validate(self) -> None:
-        super().validate()
-        if self.mode not in MODES:
-            raise AttackConfigError(f"{self.name}: unknown mode {self.mode!r}, choose one of {MODES}")
 
     def cost(self) -> float:
         """``steps`` Adam steps per round: ``search_steps`` rounds in search mode, one with a fixed ``c``."""
@@ -97,11 +95,21 @@ class CWL2(Attack):
         with frozen_eval(model):
             return self._minimize(model, x.detach(), y)
 
+    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+            generator: torch.Generator | None = None) -> AttackOutput:
+        """The thresholded images (as calling the attack gives) and the unthresholded norms (``raw_norms``)."""
+        res = self.minimize(model, x, y)
+        x_adv = self._within(res, x.detach()).detach()
+        self.check_output(x_adv, x)
+        return AttackOutput(x_adv, res.norms)
+
     def perturb(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator
     ) -> torch.Tensor:
-        res = self._minimize(model, x, y)
-        self.last_norms, self.last_success = res.norms, res.success
+        return self._within(self._minimize(model, x, y), x)
+
+    def _within(self, res: CWResult, x: torch.Tensor) -> torch.Tensor:
+        """The smallest adversarial image where its norm is within ``threshold``, else the clean image."""
         if self.threshold is None:
             return res.x_adv
         within = res.norms <= self.threshold

@@ -14,11 +14,8 @@ import sys
 
 from honestbench.cli import check, crosscheck, listing, report, run, speed, train
 from honestbench.core import __version__
+from honestbench.core.datawords import DATA_CHOICES
 from honestbench.core.errors import BenchError
-
-#: --data value -> (dataset, source): one place maps the user's word to honestbench.data's two axes
-DATA_CHOICES = {"cifar10": ("cifar10", "npz"), "npz": ("cifar10", "npz"), "torchvision": ("cifar10", "torchvision"),
-                "digits": ("digits", "npz")}
 
 
 def _split_data_flag(args: argparse.Namespace) -> None:

@@ -26,20 +26,19 @@ def main(args: argparse.Namespace) -> int:
                           device=resolve_device(args.device), passes=getattr(args, "passes", None) or R_DEFAULT,
                           progress=not getattr(args, "quiet", False))
     command = "bench " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["run"] else "bench run"
-    if getattr(args, "models_dir", None):  # the user's folder of cards, next to the zoo's
-        if not os.path.isdir(args.models_dir):
-            from honestbench.core.errors import BenchError
+    if getattr(args, "models_dir", None) and not os.path.isdir(args.models_dir):  # cards next to the zoo's
+        from honestbench.core.errors import BenchError
 
-            raise BenchError(f"--models-dir {args.models_dir}: no such folder; give the folder that holds your "
-                             "model cards (*.toml)")
-        os.environ["BENCH_MODELS_DIR"] = args.models_dir
+        raise BenchError(f"--models-dir {args.models_dir}: no such folder; give the folder that holds your "
+                         "model cards (*.toml)")
     own = getattr(args, "model", None) or []
     models = args.models if args.models is not None else ("" if own else "all")
     suite = args.suite
     if (suite or "").endswith(".toml") or getattr(args, "threat_model", None) or getattr(args, "eps", None):
-        suite = resolve_suite(suite, args.threat_model, args.eps).name  # registered for this process
+        suite = resolve_suite(suite, args.threat_model, args.eps)  # the Suite itself, scaled
     return run_bench(models, suite, options, n=args.n, out=args.out, dataset=args.dataset,
                      data_source=args.data, diagnose=bool(getattr(args, "diagnose", False)),
                      write_report=not args.no_report, command=command,
                      print_all=bool(getattr(args, "print_all", False)), sort=getattr(args, "sort", None),
-                     extra_models=own, normalize=parse_normalize(getattr(args, "normalize", None), args.dataset))
+                     extra_models=own, normalize=parse_normalize(getattr(args, "normalize", None), args.dataset),
+                     models_dir=getattr(args, "models_dir", None))

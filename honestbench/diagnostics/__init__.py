@@ -94,19 +94,11 @@ _LAZY = {
     "convergence_check": "measure", "gradient_stats": "measure", "gradient_check": "measure",
     "eot_check": "measure", "cw_check": "measure", "diagnose": "diagnosis",
 }
-#: the former kernel-name sets -> the attack role they now come from (:func:`kernels`)
-_ROLE_SETS = {
-    "SINGLE_STEP_KERNELS": "single-step", "ITERATIVE_KERNELS": "iterative", "WHITE_BOX_KERNELS": "white-box",
-    "ADAPTIVE_KERNELS": "adaptive", "AUTOATTACK_KERNELS": "autoattack", "OWN_KERNELS": "own",
-    "EOT_KERNELS": "eot",
-}
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         value = getattr(importlib.import_module(f"honestbench.diagnostics.{_LAZY[name]}"), name)
-    elif name in _ROLE_SETS:
-        value = kernels(_ROLE_SETS[name])
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value
@@ -114,7 +106,7 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | set(_ROLE_SETS))
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [
@@ -125,5 +117,5 @@ __all__ = [
     "apply_warnings", "check_adaptive_stronger", "check_autoattack", "check_convergence", "check_cw_unbounded",
     "check_early_stop", "check_eot", "check_eps_sweep", "check_gradients", "check_single_step",
     "default_pgd", "define_flag", "explain", "flag_name", "kernels", "measure_passes", "plan_measures",
-    "record_check", "record_flags", *_LAZY, *_ROLE_SETS,
+    "record_check", "record_flags", *_LAZY,
 ]

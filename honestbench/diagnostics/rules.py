@@ -43,9 +43,9 @@ RECORD_CHECKS: Registry[RecordCheck] = Registry("record check")
 
 @functools.cache
 def kernels(role: str) -> frozenset[str]:
-    """The registered attack names that declare ``role``: "single-step", "iterative", "white-box",
-    "adaptive", "autoattack", "own" (our kernels) or "eot" (uses the real model's gradients, so needs EOT on
-    a stochastic one)."""
+    """The registered attack names that declare ``role`` (:data:`honestbench.attacks.ROLES`): "single-step",
+    "iterative", "white-box", "adaptive", "autoattack", "own" (our kernels), "eot" (uses the real model's
+    gradients, so needs EOT on a stochastic one) or "minimum-norm"."""
     # imported here: keeps `bench report` (it imports honestbench.diagnostics for the flags) from loading torch
     from honestbench.attacks import names_with_role
 
@@ -70,8 +70,9 @@ def multi_step_weaker(r: Row, rows: list[Row], stochastic: bool, tol: Tolerances
 
 @record_check(CW_FAILS)
 def cw_unbounded(r: Row, rows: list[Row], stochastic: bool, tol: Tolerances) -> Iterable[str | None]:
-    """#3: unbounded CW (binary search) must fool nearly every sample."""
-    if r.kernel == "cw-l2" and r.params.get("mode", "search") == "search" and r.unbounded_success is not None:
+    """#3: an unbounded minimum-norm attack (CW with its binary search over c) must fool nearly every sample."""
+    if (r.kernel in kernels("minimum-norm") and r.params.get("mode", "search") == "search"
+            and r.unbounded_success is not None):
         yield check_cw_unbounded(float(r.unbounded_success), tol.cw_success)
 
 

@@ -36,7 +36,7 @@ from honestbench.attacks.base import Attack
 from honestbench.attacks.eot import is_stochastic
 from honestbench.core.errors import BenchError
 from honestbench.core.rng import seeded_rng
-from honestbench.engine.cells import CellCache, derive_seed, samples_id
+from honestbench.engine.cells import AttackCell, C, CellCache, CleanCell, derive_seed, samples_id
 from honestbench.engine.columns import attack_column, clean_pass
 from honestbench.engine.options import EvalOptions
 from honestbench.results import NOT_EVALUATED, Matrix
@@ -76,9 +76,9 @@ def _spec(attack: Attack) -> dict:
             "eps_effective": attack.effective_eps(), "spec": attack.spec(), "cost": attack.cost()}
 
 
-def _cell(cache: CellCache | None, label: str, key: dict, compute: Callable[[], dict]) -> dict[str, np.ndarray]:
+def _cell(cache: CellCache | None, label: str, key: dict, kind: type[C], compute: Callable[[], C]) -> C:
     """The cell ``label`` from ``cache`` when it holds one for ``key``, else computed (and stored)."""
-    found = cache.get(label, key) if cache else None
+    found = cache.get(label, key, kind) if cache else None
     if found is None:
         found = compute()
         if cache:
@@ -130,13 +130,13 @@ def evaluate(
                 "mode": "full-matrix" if opts.full_matrix else "early-exit", "stochastic": bool(stochastic)}
     if R:
         base_key["R"] = R
-    clean = _cell(cache, "clean", {**base_key, "label": "clean"},
+    clean = _cell(cache, "clean", {**base_key, "label": "clean"}, CleanCell,
                   partial(clean_pass, model, x, y, index, opts, f"{name} clean", R))
     specs = {label: _spec(a) for label, a in pairs}
     order = list(range(len(pairs))) if opts.full_matrix else sorted(
         range(len(pairs)), key=lambda j: specs[pairs[j][0]]["cost"])
-    correct = clean["pred"] == y.numpy()
-    cols: dict[str, dict[str, np.ndarray]] = {}
+    correct = clean.pred == y.numpy()
+    cols: dict[str, AttackCell] = {}
     fooled = ~correct  # known non-robust so far (clean-incorrect, then fooled by an earlier attack)
     for j in order:  # the cascade: each attack's cell is keyed by the attacks that ran before it
         label, attack = pairs[j]
@@ -144,41 +144,41 @@ def evaluate(
                else [specs[lb]["spec"] for lb in cols]}
         targets = correct if opts.full_matrix else ~fooled
         compute = partial(_column, model, attack, label, x, y, index, targets, correct, opts, f"{name} {label}", R)
-        cols[label] = _cell(cache, label, key, compute)
-        fooled = fooled | (cols[label]["robust"] == 0)
+        cols[label] = _cell(cache, label, key, AttackCell, compute)
+        fooled = fooled | (cols[label].robust == 0)
     meta = {"model": name, "mode": base_key["mode"], "seed": opts.seed, "batch_size": opts.batch_size,
             "stochastic": bool(stochastic), "specs": specs, "order": [labels[j] for j in order],
-            "aggregates": dict(aggregates or suite_aggregates), "clean_seconds": float(clean["seconds"]),
-            "ms_per_image_b1": float(clean["ms_b1"]), "ms_per_image_b256": float(clean["ms_b256"]),
+            "aggregates": dict(aggregates or suite_aggregates), "clean_seconds": float(clean.seconds),
+            "ms_per_image_b1": float(clean.ms_b1), "ms_per_image_b256": float(clean.ms_b256),
             "device": str(opts.device)}
     return _matrix(index, y.numpy(), labels, clean, cols, meta, R)
 
 
-def _column(model, attack, label, x, y, index, targets, correct, opts, desc, R) -> dict[str, np.ndarray]:
+def _column(model, attack, label, x, y, index, targets, correct, opts, desc, R) -> AttackCell:
     col = attack_column(model, attack, label, x, y, index, targets, opts, desc, R)
-    col["robust"][~correct] = 0  # misclassified clean: not robust by definition (exact)
+    col.robust[~correct] = 0  # misclassified clean: not robust by definition (exact)
     if R:
-        col["passes"][~correct] = 0
+        col.passes[~correct] = 0
     return col
 
 
-def _matrix(index: np.ndarray, y: np.ndarray, labels: list[str], clean: dict, cols: dict, meta: dict,
-            R: int) -> Matrix:
+def _matrix(index: np.ndarray, y: np.ndarray, labels: list[str], clean: CleanCell, cols: dict[str, AttackCell],
+            meta: dict, R: int) -> Matrix:
     """The matrix from the clean cell and the attack cells (in ``labels`` order)."""
     n, a = len(index), len(labels)
-    stack = {k: np.stack([cols[label][k] for label in labels], 1) if a else np.zeros((n, 0))
+    stack = {k: np.stack([getattr(cols[label], k) for label in labels], 1) if a else np.zeros((n, 0))
              for k in ("robust", "norm", "raw_norm", "pred", "conf")}
     passes: dict[str, np.ndarray] = {}
     if R:  # per pass: robust when the clean AND the adversarial prediction of that pass are right
-        cp = clean["passes"].astype(np.int8)
-        adv = np.stack([cols[label]["passes"] for label in labels], 1) if a else np.zeros((n, 0, R), np.int8)
+        cp = clean.passes.astype(np.int8)
+        adv = np.stack([cols[label].passes for label in labels], 1) if a else np.zeros((n, 0, R), np.int8)
         robust_passes = np.where(adv == NOT_EVALUATED, NOT_EVALUATED, adv & cp[:, None]).astype(np.int8)
         passes = {"clean_passes": cp, "robust_passes": robust_passes}
         meta["R"] = R
     return Matrix(**passes, index=index, y=y, labels=labels,
-                  clean_pred=clean["pred"].astype(np.int64), clean_conf=clean["conf"],
-                  clean_probs=clean["probs"],
+                  clean_pred=clean.pred.astype(np.int64), clean_conf=clean.conf,
+                  clean_probs=clean.probs,
                   robust=stack["robust"].astype(np.int8), norm=stack["norm"].astype(np.float32),
                   raw_norm=stack["raw_norm"].astype(np.float32),
                   pred=stack["pred"].astype(np.int16), conf=stack["conf"].astype(np.float32),
-                  seconds=np.array([float(cols[label]["seconds"]) for label in labels]), meta=meta)
+                  seconds=np.array([float(cols[label].seconds) for label in labels]), meta=meta)

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from honestbench.attacks.base import Attack, frozen_eval, perturbation_norm
 from honestbench.core.rng import make_generator, seeded_rng
-from honestbench.engine.cells import N_EXAMPLES, derive_seed
+from honestbench.engine.cells import N_EXAMPLES, AttackCell, CleanCell, Examples, derive_seed
 from honestbench.engine.options import EvalOptions
 from honestbench.engine.timing import inference_ms
 from honestbench.results import NOT_EVALUATED
@@ -32,7 +32,7 @@ def pass_correct(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, R: int, s
 
 
 def clean_pass(model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: np.ndarray, opts: EvalOptions,
-               desc: str, R: int = 0) -> dict[str, np.ndarray]:
+               desc: str, R: int = 0) -> CleanCell:
     """The clean cell: predictions, confidences, float16 softmax, wall time, inference ms per image at batch
     1 and 256, and with ``R`` the correctness in ``R`` further seeded passes (``passes``)."""
     n, device, bs = len(x), opts.device, opts.batch_size
@@ -61,11 +61,7 @@ def clean_pass(model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: np.nda
             bar.update(sl.stop - sl.start)
     seconds = time.perf_counter() - t0
     b1, b256 = inference_ms(model, x, device, opts.seed, min(full_batch_ms) if full_batch_ms else None)
-    out = {"pred": pred, "conf": conf, "probs": probs, "seconds": np.float64(seconds),
-           "ms_b1": np.float64(b1), "ms_b256": np.float64(b256)}
-    if R:
-        out["passes"] = passes
-    return out
+    return CleanCell(pred, conf, probs, seconds, b1, b256, passes)
 
 
 class _Examples:
@@ -90,16 +86,16 @@ class _Examples:
                 self.parts["conf"].append(c[t].cpu().numpy())
                 self.parts["robust"].append(np.full(len(take), flag, np.int8))
 
-    def arrays(self, x: torch.Tensor) -> dict[str, np.ndarray]:
-        out = {f"ex_{k}": np.concatenate(v) if v else np.zeros((0,), np.int64) for k, v in self.parts.items()}
+    def examples(self, x: torch.Tensor) -> Examples:
+        out = {k: np.concatenate(v) if v else np.zeros((0,), np.int64) for k, v in self.parts.items()}
         if not self.parts["clean"]:
-            out["ex_clean"] = out["ex_adv"] = np.zeros((0, *x.shape[2:], x.shape[1]), np.uint8)
-        return out
+            out["clean"] = out["adv"] = np.zeros((0, *x.shape[2:], x.shape[1]), np.uint8)
+        return Examples(**out)
 
 
 def attack_column(model: nn.Module, attack: Attack, label: str, x: torch.Tensor, y: torch.Tensor,
                   index: np.ndarray, targets: np.ndarray, opts: EvalOptions, desc: str, R: int = 0
-                  ) -> dict[str, np.ndarray]:
+                  ) -> AttackCell:
     """Attack the samples where ``targets`` is True; flags -1 elsewhere (the caller fills known zeros). With
     ``R``: also the correctness of each adversarial image in ``R`` further seeded passes (``passes``)."""
     n = len(x)
@@ -117,11 +113,7 @@ def attack_column(model: nn.Module, attack: Attack, label: str, x: torch.Tensor,
                 seconds += _attack_block(model, attack, label, x, y, index, sel, start, opts, R, col, passes,
                                          examples)
                 bar.update(len(sel))
-    col["seconds"] = np.float64(seconds)
-    if R:
-        col["passes"] = passes
-    col.update(examples.arrays(x))
-    return col
+    return AttackCell(**col, seconds=seconds, examples=examples.examples(x), passes=passes)
 
 
 def _attack_block(model, attack, label, x, y, index, sel, start, opts, R, col, passes, examples) -> float:
@@ -133,7 +125,8 @@ def _attack_block(model, attack, label, x, y, index, sel, start, opts, R, col, p
     xb, yb = x[sel_t].to(device), y[sel_t].to(device)
     t0 = time.perf_counter()
     with seeded_rng(s, device):
-        x_adv = attack(model, xb, yb, generator=make_generator(s, device))
+        out = attack.run(model, xb, yb, generator=make_generator(s, device))
+        x_adv = out.x_adv
         with frozen_eval(model), torch.inference_mode():
             p = torch.softmax(model(x_adv).float(), 1)
     c, k = p.max(1)
@@ -145,9 +138,8 @@ def _attack_block(model, attack, label, x, y, index, sel, start, opts, R, col, p
     kind = attack.norm if attack.norm in ("linf", "l2") else "linf"
     col["robust"][sel] = ok.astype(np.int8)
     col["norm"][sel] = perturbation_norm(x_adv, xb, kind).cpu().numpy()
-    last = getattr(attack, "last_norms", None)  # minimum-norm attacks (CW): unthresholded norms
-    if last is not None and len(last) == len(sel):
-        col["raw_norm"][sel] = last.detach().float().cpu().numpy()
+    if out.raw_norms is not None:  # minimum-norm attacks (CW): unthresholded norms
+        col["raw_norm"][sel] = out.raw_norms.detach().float().cpu().numpy()
     col["pred"][sel], col["conf"][sel] = k.cpu().numpy(), c.cpu().numpy()
     examples.add(index[sel], xb, x_adv, k, c, ok)
     return seconds

@@ -11,7 +11,7 @@ import sys
 
 from honestbench.core.errors import BenchError
 from honestbench.core.threads import usable_cpus
-from honestbench.engine.shards import LAUNCHER_ENV, is_distributed
+from honestbench.engine.world import LAUNCHER_ENV, is_distributed
 
 
 def _strip_workers(argv: list[str]) -> list[str]:

@@ -1,12 +1,16 @@
 """Evaluate a list of models into a results directory (``DIR/cells``, ``DIR/matrices``, ``DIR/records.*``;
 layout in :mod:`honestbench.results`), resumably, and rebuild the records from the matrices.
 
-Each model gets its own flavour of the suite (:func:`honestbench.suites.model_suite`: the stochastic flavour of
-``adaptive``, and ``standard`` plus EOT and adaptive columns, for a stochastic model), stored in
-``cells/<model>/model.json``. Layers above plug in through two hooks: ``after_model`` runs once a model's
-matrix is saved (``bench run --diagnose``: the gradient-masking checks), ``annotate`` adds to a model's rows
-while the records are collected (their ``warnings``) and returns a summary kept in the run's
-``diagnostics``.
+One path for one process and for a torchrun world (:mod:`honestbench.engine.world`): each rank evaluates its
+shard of the images (:mod:`honestbench.engine.shards`; a single process has one shard, all of them), rank 0
+holds the model's matrix and writes the records.
+
+Each model is a :class:`~honestbench.zoo.source.ModelSource` and gets its own flavour of the suite
+(:func:`honestbench.suites.model_suite`: the suite's per-model policy for a stochastic model), stored with its
+facts in ``cells/<model>/model.json`` (:class:`~honestbench.results.ModelRecord`). Layers above plug in
+through two hooks: ``after_model`` runs once a model's matrix is saved (``bench run --diagnose``: the
+gradient-masking checks), ``annotate`` adds to a model's rows while the records are collected (their
+``warnings``) and returns a summary kept in the run's ``diagnostics``.
 """
 
 from __future__ import annotations
@@ -14,74 +18,58 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from honestbench.core.errors import BenchError, ModelCardError
-from honestbench.core.io import write_json_atomic
-from honestbench.engine import shards as distributed
 from honestbench.engine.cascade import detect_stochastic, evaluate
 from honestbench.engine.cells import CellCache
+from honestbench.engine.describe import describe_run, suite_record
 from honestbench.engine.options import EvalOptions
-from honestbench.results import Matrix, matrix_path, provenance, read_records, record_rows, safe_name, write_records
-from honestbench.suites import Suite, model_suite, suite_entries
+from honestbench.engine.shards import shard_of
+from honestbench.engine.world import World, join
+from honestbench.results import (
+    RUN_KEYS,
+    Matrix,
+    ModelRecord,
+    RunInfo,
+    matrix_path,
+    read_model_record,
+    read_run,
+    record_rows,
+    safe_name,
+    write_model_record,
+    write_records,
+)
+from honestbench.suites import Suite, model_suite
+from honestbench.zoo.source import ModelFacts, ModelSource
 
-RUN_KEYS = ("suite", "dataset", "n", "seed", "mode", "batch_size")
-
-#: after_model(name, model, matrix, info, run_info): once a model's matrix is saved
-AfterModel = Callable[[str, nn.Module, Matrix, dict, dict], None]
+#: after_model(model record, model, matrix, run): once a model's matrix is saved
+AfterModel = Callable[[ModelRecord, nn.Module, Matrix, RunInfo], None]
 #: annotate(out, model, rows) -> summary or None: may fill the rows' warnings while records are collected
 Annotate = Callable[[Path, str, list[dict]], dict | None]
 
 
-@dataclass
-class ModelSpec:
-    """A model to evaluate: its name, a loader (called once, lazily) and card facts for the records
-    (``checkpoint_sha256``, ``stochastic``, ``description``, ``data``)."""
-
-    name: str
-    load: Callable[[], nn.Module]
-    info: dict = field(default_factory=dict)
-
-
-def run_info_for(suite: Suite, data, opts: EvalOptions, command: str, data_source: str) -> dict:
-    """The run-level facts every record row and ``bench check`` read: suite, data, mode, provenance."""
-    mode = "full-matrix" if (opts.full_matrix or suite.full_matrix) else "early-exit"
-    info = {"suite": suite.name, "suite_description": suite.description, "dataset": data.name,
-            "n": len(data), "seed": opts.seed, "mode": mode, "batch_size": opts.batch_size,
-            "data_source": data_source, "suite_full_matrix": suite.full_matrix,
-            "attacks": {e.label: e.build().spec() for e in suite.entries},
-            "entries": [[e.label, e.attack, e.params] for e in suite.entries],
-            "aggregates": dict(suite.aggregates), "command": command, "classes": list(data.classes),
-            "order": suite.labels if mode == "full-matrix" else
-            [e.label for e in sorted(suite.entries, key=lambda e: e.build().cost())],
-            **provenance(opts.seed, str(opts.device), data.source_sha256)}
-    info["R"] = opts.passes  # stochastic passes per image (mean-over-R columns); bench check re-measures with it
-    if suite.params:  # e.g. adaptive:aa_eot=5 (honestbench.suites.get_suite)
-        info["suite_params"] = dict(suite.params)
-    return info
-
-
-def _join_earlier(out: Path, run_info: dict, command: str, names: list[str]) -> None:
+def _join_earlier(out: Path, run: RunInfo, command: str, names: list[str]) -> RunInfo:
     """Refuse a directory holding another configuration; else keep its earlier commands and models."""
-    old: dict = {}
+    old = RunInfo()
     if (out / "records.json").is_file():
-        old, _ = read_records(out)
-        bad = [k for k in RUN_KEYS if k in old and old[k] != run_info[k]]
+        old, _ = read_run(out)
+        bad = [k for k in RUN_KEYS if getattr(old, k) is not None and getattr(old, k) != getattr(run, k)]
         if bad:
-            was = ", ".join(f"{k}={old[k]}" for k in bad)
-            now = ", ".join(f"{k}={run_info[k]}" for k in bad)
+            was = ", ".join(f"{k}={getattr(old, k)}" for k in bad)
+            now = ", ".join(f"{k}={getattr(run, k)}" for k in bad)
             raise BenchError(f"{out} holds results of another configuration ({was}; this run: {now}): "
                              "choose another --out")
-    run_info["commands"] = list(dict.fromkeys([*old.get("commands", []), command]))
-    run_info["models"] = list(dict.fromkeys([*old.get("models", []), *names]))
+    return run.replace(commands=list(dict.fromkeys([*old.commands, command])),
+                       models=list(dict.fromkeys([*old.models, *names])))
 
 
 def run_models(
-    models: Iterable[ModelSpec],
+    models: Iterable[ModelSource],
     suite: Suite,
     data,
     out: str | Path,
@@ -92,99 +80,93 @@ def run_models(
     log: Callable[[str], None] = print,
     after_model: AfterModel | None = None,
     annotate: Annotate | None = None,
+    world: World | None = None,
 ) -> list[dict]:
     """Evaluate each model on ``data`` (a :class:`honestbench.data.EvalSet`) under ``suite`` into ``out``, resuming
     finished cells; records are rewritten after every model (so Ctrl-C keeps all finished models). Returns
-    the record rows of every model in ``out`` (under torchrun: on rank 0; other ranks get []).
+    the record rows of every model in ``out`` on the main process of ``world`` (default :func:`join`: this
+    process, or its torchrun world); other ranks get [].
 
     Each model is evaluated with its own flavour of ``suite`` (stochastic: the card says so or two forward
     passes differ), stochastic models also with ``options.passes`` further passes per image."""
     out = Path(out)
     opts = options or EvalOptions()
-    run_info = run_info_for(suite, data, opts, command, data_source)
+    world = world or join(opts.device)
+    opts = replace(opts, device=world.device)
     models = list(models)
-    _join_earlier(out, run_info, command, [spec.name for spec in models])
-    shard = distributed.current_shard(len(data), opts.batch_size)  # None outside torchrun
-    for spec in models:
+    run = _join_earlier(out, describe_run(suite, data, opts, command, data_source), command, [m.name for m in models])
+    for source in models:
         t0 = time.perf_counter()
         try:
-            model = spec.load()
+            model = source.load(opts.device)
         except ModelCardError as e:  # e.g. a checkpoint file missing: the other models still run
             if len(models) == 1:  # the only model asked for: its error is the run's error (one line)
                 raise
-            log(f"note: skipping {spec.name}: {e}")
+            log(f"note: skipping {source.name}: {e}")
             continue
         model = model.to(opts.device)
-        info = {"name": spec.name, **spec.info}
-        matrix = _evaluate_model(spec.name, model, info, suite, data, out, opts, shard)
+        matrix, record = _evaluate_model(source, model, suite, data, out, opts, world)
         if matrix is None:  # another torchrun rank: rank 0 holds the merged matrix
             continue
         if after_model is not None:
-            after_model(spec.name, model, matrix, info, run_info)
-        collect_records(out, run_info, annotate)
+            after_model(record, model, matrix, run)
+        collect_records(out, run, annotate)
         wc = matrix.worst_case()
-        log(f"{spec.name}: clean {100 * matrix.clean_correct.mean():.1f} %, worst case "
+        log(f"{source.name}: clean {100 * matrix.clean_correct.mean():.1f} %, worst case "
             f"{100 * (wc == 1).mean():.1f} % over {', '.join(matrix.labels)} "
             f"({time.perf_counter() - t0:.1f} s{', stochastic' if matrix.meta['stochastic'] else ''})")
-    return collect_records(out, run_info, annotate) if shard is None or shard.is_main else []
+    return collect_records(out, run, annotate) if world.is_main else []
 
 
-def _evaluate_model(name: str, model: nn.Module, info: dict, suite: Suite, data, out: Path, opts: EvalOptions,
-                    shard: distributed.Shard | None) -> Matrix | None:
-    """One model's matrix under its own suite, written to ``DIR/matrices``; None on a torchrun rank > 0."""
-    stochastic = bool(info.get("stochastic")) or detect_stochastic(model, data.x, opts.device, opts.seed)
+def _evaluate_model(source: ModelSource, model: nn.Module, suite: Suite, data, out: Path, opts: EvalOptions,
+                    world: World) -> tuple[Matrix | None, ModelRecord]:
+    """One model's matrix under its own suite, written to ``DIR/matrices`` (None on a torchrun rank > 0),
+    and its record (``model.json``)."""
+    name, facts = source.name, source.facts
+    stochastic = bool(facts.stochastic) or detect_stochastic(model, data.x, opts.device, opts.seed)
     msuite = model_suite(suite, stochastic, name, data.name)  # this model's flavour of the suite
-    info["suite"] = suite_entries(msuite)
-    write_json_atomic(out / "cells" / safe_name(name) / "model.json", info)
-    key = {"checkpoint_sha256": info.get("checkpoint_sha256", ""), "dataset": data.name,
-           "data_sha256": data.source_sha256}
+    record = ModelRecord(name, facts, suite_record(msuite))
+    write_model_record(out, record)
+    key = {"checkpoint_sha256": facts.checkpoint_sha256, "dataset": data.name, "data_sha256": data.source_sha256}
 
-    def run(x: torch.Tensor, y: torch.Tensor, *, index, cache: CellCache, progress: bool = opts.progress
-            ) -> Matrix:
-        return evaluate(model, x, y, msuite, replace(opts, progress=progress), index=index, cache=cache,
-                        stochastic=stochastic, name=name)
+    def run(x: torch.Tensor, y: torch.Tensor, *, index, cache: CellCache, progress: bool | None = None) -> Matrix:
+        o = opts if progress is None else replace(opts, progress=progress)
+        return evaluate(model, x, y, msuite, o, index=index, cache=cache, stochastic=stochastic, name=name)
 
-    if shard:  # under torchrun: this rank's images; rank 0 gets the merged matrix, the others None
-        matrix = shard.evaluate(run, data, out, name, key)
-        if matrix is None:
-            return None
-    else:
-        matrix = run(data.x, data.y, index=data.index, cache=CellCache(out, name, key))
-    matrix.meta["checkpoint_sha256"] = info.get("checkpoint_sha256", "")
-    matrix.save(matrix_path(out, name))
-    return matrix
+    matrix = shard_of(world, len(data), opts.batch_size).evaluate(run, data, out, name, key)
+    if matrix is not None:
+        matrix.meta["checkpoint_sha256"] = facts.checkpoint_sha256
+        matrix.save(matrix_path(out, name))
+    return matrix, record
 
 
-def collect_records(out: str | Path, run_info: dict, annotate: Annotate | None = None) -> list[dict]:
+def collect_records(out: str | Path, run: RunInfo, annotate: Annotate | None = None) -> list[dict]:
     """Rebuild and write ``records.json``/``records.csv`` from every model matrix in ``out``: with each
-    model's own suite where it differs from the run's (``run_info["model_suites"]``, for ``bench check``) and
-    what ``annotate`` adds to each model's rows (its summaries in ``run_info["diagnostics"]``)."""
+    model's own suite where it differs from the run's (``model_suites``, for ``bench check``) and what
+    ``annotate`` adds to each model's rows (its summaries in the run's ``diagnostics``)."""
     out = Path(out)
     rows: list[dict] = []
-    model_suites: dict[str, dict] = {}
+    model_suites = {}
     annotated: dict[str, dict] = {}
-    run_entries = run_info.get("entries")
-    rank = {safe_name(m): i for i, m in enumerate(run_info.get("models", []))}
+    rank = {safe_name(m): i for i, m in enumerate(run.models)}
     paths = sorted((out / "matrices").glob("*.npz"), key=lambda p: (rank.get(p.stem, len(rank)), p.stem))
     for path in paths:
         matrix = Matrix.load(path)
-        info_path = out / "cells" / path.stem / "model.json"
-        info = (json.loads(info_path.read_text()) if info_path.is_file()
-                else {"name": matrix.meta.get("model")})
-        mrows = record_rows(matrix, info, run_info)
+        record = read_model_record(out, path.stem) or ModelRecord(matrix.meta.get("model"), ModelFacts())
+        mrows = record_rows(matrix, run, record.name, record.facts.checkpoint_sha256)
         name = mrows[0]["model"]
-        own = info.get("suite")
-        if own and json.loads(json.dumps(own["entries"])) != json.loads(json.dumps(run_entries)):
-            model_suites[name] = own
+        if record.suite is not None and _as_json(record.suite.entries) != _as_json(run.entries):
+            model_suites[name] = record.suite
         summary = annotate(out, name, mrows) if annotate is not None else None
         if summary is not None:
             annotated[name] = summary
         rows.extend(mrows)
-    run_info = {**run_info, "models": list(dict.fromkeys(r["model"] for r in rows))}
-    if model_suites:
-        run_info["model_suites"] = model_suites
-    if annotated:
-        run_info["diagnostics"] = annotated
+    run = run.replace(models=list(dict.fromkeys(r["model"] for r in rows)), model_suites=model_suites,
+                      diagnostics=annotated)
     if rows:  # no model evaluated yet: no empty records file
-        write_records(out, rows, run_info)
+        write_records(out, rows, run)
     return rows
+
+
+def _as_json(value: object) -> object:
+    return json.loads(json.dumps(value))

@@ -19,7 +19,6 @@ assertion) is a failure too. Exit status 1 and a diff table on any failure, 0 ot
 
 from __future__ import annotations
 
-import json
 import math
 import traceback
 from collections.abc import Callable
@@ -34,12 +33,13 @@ from honestbench.core.io import REPO_ROOT
 from honestbench.core.threads import resolve_device
 from honestbench.data import load_eval
 from honestbench.engine.cascade import evaluate
+from honestbench.engine.describe import recorded_suite
 from honestbench.engine.options import EvalOptions
 from honestbench.engine.stochastic import R_DEFAULT
-from honestbench.results import read_records, record_rows, safe_name
-from honestbench.suites import get_suite, suite_from_run
+from honestbench.results import RunInfo, read_model_record, read_run, record_rows
+from honestbench.suites import get_suite
 from honestbench.zoo.loading import file_sha256
-from honestbench.zoo.user import load_source, source_sha256
+from honestbench.zoo.user import card_source, load_source, source_sha256
 
 TOLERANCE_SE = 3.0
 DEFAULT_RESULTS = REPO_ROOT / "results" / "ci"
@@ -56,7 +56,7 @@ def tolerance(p: float, n: int) -> float:
 def _zoo_loader(device) -> Callable[[str], tuple[nn.Module, str]]:
     def load(name: str) -> tuple[nn.Module, str]:
         card = zoo.get_card(name)
-        return zoo.load_model(card, device), card.sha256
+        return card_source(card).load(device), card.sha256
 
     return load
 
@@ -80,21 +80,19 @@ def _with_sources(results: Path, device, fallback: Callable) -> Callable[[str], 
 
 
 def _recorded_source(results: Path, name: str) -> dict | None:
-    path = results / "cells" / safe_name(name) / "model.json"
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text()).get("source")
+    record = read_model_record(results, name)
+    return None if record is None else record.facts.source
 
 
-def _suite_notes(run: dict) -> list[str]:
+def _suite_notes(run: RunInfo) -> list[str]:
     """Notes when the committed suite changed or vanished since the results (its committed definition is
     what is checked)."""
     try:
-        current = {e.label: e.build().spec() for e in get_suite(run["suite"]).entries}
+        current = {e.label: e.build().spec() for e in get_suite(run.suite).entries}
     except BenchError:
-        return [f"suite {run['suite']!r} no longer exists; checked its committed definition"]
-    if current != run.get("attacks"):
-        return [f"suite {run['suite']!r} has changed since these results; checked its committed definition"]
+        return [f"suite {run.suite!r} no longer exists; checked its committed definition"]
+    if current != run.attacks:
+        return [f"suite {run.suite!r} has changed since these results; checked its committed definition"]
     return []
 
 
@@ -114,11 +112,11 @@ def check(
     if not (results / "records.json").is_file():
         raise BenchError(f"no committed results in {results}: make them with "
                          f"`bench run --models all --suite ci --out {results}`")
-    run, rows = read_records(results)
+    run, rows = read_run(results)
     dev = resolve_device(device)
     loader = model_loader or _with_sources(results, dev, _zoo_loader(dev))
     notes = _suite_notes(run)
-    data = load_eval(run["dataset"], run["n"], run.get("data_source", "npz"))
+    data = load_eval(run.dataset, run.n, run.data_source)
     committed: dict[str, list[dict]] = {}
     for r in rows:
         committed.setdefault(r["model"], []).append(r)
@@ -129,8 +127,8 @@ def check(
             raise BenchError(f"{results} has no results for {', '.join(unknown)} "
                              f"(it has: {', '.join(names)})")
         names = [m for m in names if m in models]
-    opts = EvalOptions(full_matrix=run.get("mode") == "full-matrix", batch_size=int(run["batch_size"]),
-                       seed=int(run["seed"]), device=dev, passes=int(run.get("R", R_DEFAULT)), progress=progress)
+    opts = EvalOptions(full_matrix=run.mode == "full-matrix", batch_size=int(run.batch_size), seed=int(run.seed),
+                       device=dev, passes=int(run.R if run.R is not None else R_DEFAULT), progress=progress)
     out: list[dict] = []
     for name in names:
         out.extend(_check_model(name, committed[name], run, data, loader, opts))
@@ -139,11 +137,11 @@ def check(
     return out
 
 
-def _check_model(name: str, old: list[dict], run: dict, data, loader: Callable, opts: EvalOptions) -> list[dict]:
+def _check_model(name: str, old: list[dict], run: RunInfo, data, loader: Callable, opts: EvalOptions) -> list[dict]:
     """The compared rows of one model: re-evaluated in memory under its committed suite and settings."""
     stochastic = bool(old[0]["stochastic"])
     base = {"model": name, "stochastic": stochastic}
-    if data.source_sha256 != run.get("data_sha256"):
+    if data.source_sha256 != run.data_sha256:
         return [{**base, "attack": "*", "ok": False, "note": "evaluation data changed (sha256)"}]
     try:
         loaded = loader(name)
@@ -151,13 +149,13 @@ def _check_model(name: str, old: list[dict], run: dict, data, loader: Callable, 
         if sha != old[0].get("checkpoint_sha256"):
             return [{**base, "attack": "*", "ok": False,
                      "note": f"checkpoint changed: {str(old[0].get('checkpoint_sha256'))[:12]} -> {str(sha)[:12]}"}]
-        matrix = evaluate(model, data.x, data.y, suite_from_run(run, name), opts, stochastic=stochastic or None,
+        matrix = evaluate(model, data.x, data.y, recorded_suite(run, name), opts, stochastic=stochastic or None,
                           index=data.index, name=name)
     except Exception as e:  # a broken kernel's own assertion is a failure, not a crash
         where = traceback.extract_tb(e.__traceback__)[-1]
         return [{**base, "attack": "*", "ok": False,
                  "note": f"error: {type(e).__name__}: {e} ({Path(where.filename).name}:{where.lineno})"}]
-    new = {r["attack"]: r for r in record_rows(matrix, {"name": name}, run)}
+    new = {r["attack"]: r for r in record_rows(matrix, run, name)}
     return [_compare(base, r, new.get(r["attack"]), stochastic) for r in old]
 
 

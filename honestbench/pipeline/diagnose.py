@@ -19,7 +19,7 @@ from torch import nn
 from honestbench import diagnostics as dg
 from honestbench.core.io import write_json_atomic
 from honestbench.engine.stochastic import R_DEFAULT
-from honestbench.results import NOT_EVALUATED, Matrix, record_rows, safe_name
+from honestbench.results import NOT_EVALUATED, Matrix, ModelRecord, RunInfo, diagnostics_path, record_rows
 
 DIAG_BUDGET_S = 600.0  # seconds of diagnostic measurements per model on a CPU at least (diagnose_model)
 DIAG_SHARE = 0.25  # ... or this share of the time its attacks took, whichever is more
@@ -52,10 +52,6 @@ def seconds_per_pass(matrix: Matrix) -> float | None:
     return 2 * ms / 1000 if ms else None
 
 
-def diagnostics_path(out: str | Path, model: str) -> Path:
-    return Path(out) / "cells" / safe_name(model) / "diagnostics.json"
-
-
 def _rows_key(rows: list[dict]) -> str:
     """A digest of what the diagnostics read from one model's records (counts and parameters, not dates)."""
     keep = ("attack", "kernel", "count", "count_hi", "n", "exact", "evaluated", "fooled", "params", "eps",
@@ -76,7 +72,7 @@ def read_diagnostics(out: Path, model: str, rows: list[dict]) -> dict | None:
     return diag if diag.get("key", {}).get("rows") == _rows_key(rows) else None
 
 
-def diagnose_model(out: str | Path, name: str, model: nn.Module, matrix: Matrix, info: dict, run_info: dict,
+def diagnose_model(out: str | Path, record: ModelRecord, model: nn.Module, matrix: Matrix, run: RunInfo,
                    data, *, seed: int = 0, R: int = R_DEFAULT, budget_s: float | None = None,
                    n: int = DIAG_N, log: Callable[[str], None] = print) -> dict:
     """Run :func:`honestbench.diagnostics.diagnose` on one evaluated model and write
@@ -87,14 +83,14 @@ def diagnose_model(out: str | Path, name: str, model: nn.Module, matrix: Matrix,
     ``budget_s`` caps the measured checks (:func:`honestbench.diagnostics.plan_measures`, at the cost of a
     forward+backward pass that the model's own attacks took, :func:`seconds_per_pass`): a slow model on a CPU
     (a CIFAR WideResNet) skips the costliest checks (convergence, eps sweep), and the records say which."""
-    out = Path(out)
-    rows = record_rows(matrix, info, run_info)
+    out, name = Path(out), record.name
+    rows = record_rows(matrix, run, name, record.facts.checkpoint_sha256)
     n = min(n, matrix.n)
     stochastic = bool(matrix.meta.get("stochastic"))
     kept, skipped = dg.plan_measures(rows, name, stochastic=stochastic, n=n, budget_s=budget_s, R=R,
                                      seconds_per_pass=seconds_per_pass(matrix))
-    key = {"rows": _rows_key(rows), "checkpoint_sha256": info.get("checkpoint_sha256", ""),
-           "data_sha256": run_info.get("data_sha256"), "seed": seed, "R": R, "n": n, "measured": kept}
+    key = {"rows": _rows_key(rows), "checkpoint_sha256": record.facts.checkpoint_sha256,
+           "data_sha256": run.data_sha256, "seed": seed, "R": R, "n": n, "measured": kept}
     path = diagnostics_path(out, name)
     if path.is_file():
         try:

@@ -1,11 +1,14 @@
 """The models of a ``bench run``: zoo names, globs, card files and a user's model specs
 (:mod:`honestbench.zoo.user`), mixed freely (``--models regular,pgd-at,./cards/mine.toml``, ``--model
-my_net.py:build@w.pt``), as :class:`honestbench.engine.runner.ModelSpec`. A user's model is checked before any attack
-(:func:`honestbench.engine.validate.validate_model`): a fatal problem is a one-line error, the rest warnings on stderr.
+my_net.py:build@w.pt``), as :class:`honestbench.zoo.source.ModelSource`. A model that is not the zoo's (a user's
+card or spec, a module in hand) is checked before any attack (:func:`checked`,
+:func:`honestbench.engine.validate.validate_model`): a fatal problem is a one-line error, the rest warnings.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
@@ -15,12 +18,12 @@ from torch import nn
 
 from honestbench.core.errors import BenchError
 from honestbench.data import load_eval
-from honestbench.engine.runner import ModelSpec
 from honestbench.engine.validate import PROBE_IMAGES, validate_model
 from honestbench.nets.layers.common import DATASET_STATS
-from honestbench.zoo import Card, load_model, select_cards
+from honestbench.zoo import Card, select_cards
 from honestbench.zoo.builders import check_normalize
-from honestbench.zoo.user import UserModel, is_model_spec, resolve
+from honestbench.zoo.source import ModelSource
+from honestbench.zoo.user import card_source, is_model_spec, resolve
 
 
 def _log(text: str) -> None:
@@ -58,58 +61,57 @@ def split_models(models: str | None, extra: Iterable[str] = ()) -> tuple[str, li
     return ",".join(zoo), user
 
 
-def checked_loader(um: UserModel, device: torch.device, data_fn: Callable[[], object],
-                   log: Callable[[str], None] = _log) -> Callable[[], nn.Module]:
-    """A loader that loads the user's model and validates it on the run's first images."""
+def checked(source: ModelSource, data_fn: Callable[[], object], log: Callable[[str], None] = _log) -> ModelSource:
+    """``source`` whose loader also validates the model on the run's first images (``data_fn()``, at most
+    :data:`~honestbench.engine.validate.PROBE_IMAGES`), each warning given to ``log``."""
 
-    def load() -> nn.Module:
-        model = um.load(device)
-        for warning in validate_model(model, data_fn(), um.name, um.info.get("num_classes"), device):
+    def load(device: torch.device) -> nn.Module:
+        model = source.load(device)
+        for warning in validate_model(model, data_fn(), source.name, source.facts.num_classes, device):
             log(f"warning: {warning}")
         return model
 
-    return load
+    return dataclasses.replace(source, load=load)
 
 
-def zoo_specs(cards: Iterable[Card], dataset: str, device: torch.device,
-              log: Callable[[str], None] = _log) -> list[ModelSpec]:
-    """The trained zoo cards of ``dataset`` as lazily loaded :class:`ModelSpec`; a note for each one skipped
-    (with the ``source`` that ``bench check`` reads)."""
-    specs = []
+def zoo_sources(cards: Iterable[Card], dataset: str, log: Callable[[str], None] = _log) -> list[ModelSource]:
+    """The trained zoo cards of ``dataset`` as lazily loaded :class:`ModelSource`; a note for each one skipped."""
+    sources = []
     for card in cards:
         if not card.trained:
             log(f"note: skipping {card.name}: untrained (train it with `bench train {card.name}`)")
         elif card.data != dataset:
             log(f"note: skipping {card.name}: a {card.data} model (this run: --data {dataset})")
         else:
-            specs.append(ModelSpec(card.name, partial(load_model, card, device),
-                                   {"checkpoint_sha256": card.sha256, "stochastic": bool(card.stochastic),
-                                    "description": card.description, "data": card.data,
-                                    "source": card.source}))
-    return specs
+            sources.append(card_source(card))
+    return sources
 
 
-def resolve_model_specs(models: str | None, extra: Iterable[str], dataset: str, device: torch.device,
-                        n: int | None = None, data_source: str = "npz", normalize: Mapping | None = None,
-                        log: Callable[[str], None] = _log) -> list[ModelSpec]:
-    """Every model the run names, in order, no repeats: the zoo's as :func:`zoo_specs`,
-    the user's (cards outside the zoo, specs) validated when loaded."""
+def resolve_model_specs(models: str | None, extra: Iterable[str], dataset: str, n: int | None = None,
+                        data_source: str = "npz", normalize: Mapping | None = None,
+                        log: Callable[[str], None] = _log, models_dir: str | os.PathLike | None = None
+                        ) -> list[ModelSource]:
+    """Every model the run names, in order, no repeats: the zoo's as :func:`zoo_sources`, the user's (cards
+    outside the zoo, specs) validated when loaded (:func:`checked`). ``models_dir``: a folder of the user's
+    cards, searched after the zoo's (``bench run --models-dir``)."""
     zoo_part, user_parts = split_models(models, extra)
-    specs: list[ModelSpec] = []
+    sources: list[ModelSource] = []
     if zoo_part or not user_parts:
-        cards: list[Card] = select_cards(zoo_part or "all")
-        specs = zoo_specs([c for c in cards if not c.user], dataset, device, log)
+        cards: list[Card] = select_cards(zoo_part or "all", user_dir=models_dir)
+        sources = zoo_sources([c for c in cards if not c.user], dataset, log)
         user_parts = [str(c.path) for c in cards if c.user] + user_parts
     k = PROBE_IMAGES if n is None else min(n, PROBE_IMAGES)
     data_fn = partial(load_eval, dataset, k, data_source)
     for text in user_parts:
-        um = resolve(text, normalize)
-        if um.card is not None and um.card.data != dataset:
-            log(f"note: skipping {um.name}: a {um.card.data} model (this run: --data {dataset})")
+        source = resolve(text, normalize, models_dir)
+        if source.card is not None and source.card.data != dataset:
+            log(f"note: skipping {source.name}: a {source.card.data} model (this run: --data {dataset})")
             continue
-        specs.append(ModelSpec(um.name, checked_loader(um, device, data_fn, log), {"data": dataset, **um.info}))
-    names = [s.name for s in specs]
+        if source.facts.data is None:
+            source = dataclasses.replace(source, facts=dataclasses.replace(source.facts, data=dataset))
+        sources.append(checked(source, data_fn, log))
+    names = [s.name for s in sources]
     dup = sorted({x for x in names if names.count(x) > 1})
     if dup:
         raise BenchError(f"two models are called {dup[0]!r}: name one of them, e.g. --model NAME=FILE.py:builder")
-    return specs
+    return sources

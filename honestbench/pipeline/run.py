@@ -18,14 +18,15 @@ from honestbench.core.errors import BenchError
 from honestbench.core.io import REPO_ROOT
 from honestbench.data import load_eval
 from honestbench.diagnostics import ALWAYS_CHECKS, apply_warnings, record_flags
-from honestbench.engine import shards as distributed
 from honestbench.engine.options import EvalOptions
-from honestbench.engine.runner import ModelSpec, run_models
+from honestbench.engine.runner import run_models
+from honestbench.engine.world import World, join
 from honestbench.pipeline.diagnose import apply_saved, diagnose_model, diagnostics_budget
 from honestbench.pipeline.models import resolve_model_specs
 from honestbench.report.summary import check_sort, summary_text
-from honestbench.results import Matrix
+from honestbench.results import Matrix, ModelRecord, RunInfo
 from honestbench.suites import DEFAULT_SUITE, Suite, get_suite
+from honestbench.zoo.source import ModelSource
 
 #: the closing hint: the full evaluation, into a fresh git-ignored folder (never the committed results/)
 FULL_COMMAND = "bench run --models all --suite standard --out runs/standard"
@@ -38,7 +39,7 @@ def _log(text: str) -> None:
 
 
 def evaluate_and_diagnose(
-    models: Iterable[ModelSpec],
+    models: Iterable[ModelSource],
     suite: Suite,
     data,
     out: str | Path,
@@ -49,6 +50,7 @@ def evaluate_and_diagnose(
     command: str = "",
     data_source: str = "npz",
     log: Callable[[str], None] = print,
+    world: World | None = None,
 ) -> list[dict]:
     """:func:`honestbench.engine.runner.run_models` with the records' warnings read from each model's saved
     diagnostics, and with ``diagnose`` the diagnostics run on each model after its matrix
@@ -57,14 +59,14 @@ def evaluate_and_diagnose(
     opts = options or EvalOptions()
     out = Path(out)
 
-    def after_model(name: str, model: nn.Module, matrix: Matrix, info: dict, run_info: dict) -> None:
+    def after_model(record: ModelRecord, model: nn.Module, matrix: Matrix, run: RunInfo) -> None:
         budget = diagnose_budget_s if diagnose_budget_s is not None else (
             diagnostics_budget(matrix) if opts.device.type == "cpu" else None)
-        diagnose_model(out, name, model, matrix, info, run_info, data, seed=opts.seed, R=opts.passes,
-                       budget_s=budget, log=log)
+        diagnose_model(out, record, model, matrix, run, data, seed=opts.seed, R=opts.passes, budget_s=budget,
+                       log=log)
 
     return run_models(models, suite, data, out, opts, command=command, data_source=data_source, log=log,
-                      after_model=after_model if diagnose else None, annotate=annotate_records)
+                      after_model=after_model if diagnose else None, annotate=annotate_records, world=world)
 
 
 def annotate_records(out: Path, name: str, rows: list[dict]) -> dict:
@@ -76,30 +78,32 @@ def annotate_records(out: Path, name: str, rows: list[dict]) -> dict:
     return {"record_checks": list(ALWAYS_CHECKS), **(apply_saved(out, name, rows) or {})}
 
 
-def run_bench(models: str, suite: str | None, options: EvalOptions, *, n: int | None = None,
+def run_bench(models: str, suite: str | Suite | None, options: EvalOptions, *, n: int | None = None,
               out: str | Path | None = None, dataset: str = "cifar10", data_source: str = "npz",
               diagnose: bool = False, write_report: bool = True, command: str = "bench run",
               print_all: bool = False, sort: str | None = None, extra_models: Iterable[str] = (),
-              normalize: dict | None = None) -> int:
+              normalize: dict | None = None, models_dir: str | Path | None = None) -> int:
     """``bench run``: evaluate the zoo models ``models`` (:func:`honestbench.zoo.cards.select_cards`) under ``suite``
     on the first ``n`` images into ``out``, write records + matrices (+ leaderboard and figures
     with ``write_report``, rows ordered by ``sort``: :func:`honestbench.report.sort_models`), print the terminal
-    summary (:mod:`honestbench.report.summary`; the whole markdown with ``print_all``). Default ``out``:
-    :data:`DEFAULT_OUT`. Under torchrun only rank 0 writes outside its shards."""
-    suite_ = get_suite(suite or DEFAULT_SUITE)
+    summary (:mod:`honestbench.report.summary`; the whole markdown with ``print_all``). ``suite``: a name or a
+    :class:`~honestbench.suites.Suite` (e.g. scaled by ``--eps``); ``models_dir``: a folder of the user's cards.
+    Default ``out``: :data:`DEFAULT_OUT`. Under torchrun only rank 0 writes outside its shards."""
+    suite_ = suite if isinstance(suite, Suite) else get_suite(suite or DEFAULT_SUITE)
     check_sort(sort, suite_)
     n = n if n is not None else suite_.default_n
     out = Path(out) if out else DEFAULT_OUT
-    options = replace(options, device=distributed.init(options.device))  # under torchrun: the rank's device
+    world = join(options.device)  # this process, or its torchrun world (and the rank's device)
+    options = replace(options, device=world.device)
     # zoo names, card files and the user's model specs (``extra_models``: --model), validated when loaded
-    specs = resolve_model_specs(models, extra_models, dataset, options.device, n, data_source, normalize)
+    specs = resolve_model_specs(models, extra_models, dataset, n, data_source, normalize, models_dir=models_dir)
     if not specs:
         raise BenchError(f"no trained {dataset} model matches --models {models!r}; see `bench list models`")
     data = load_eval(dataset, n, data_source)
     t0 = time.perf_counter()
     rows = evaluate_and_diagnose(specs, suite_, data, out, options, diagnose=diagnose, command=command,
-                                 data_source=data_source, log=_log)
-    if not distributed.is_main():  # another torchrun rank: rank 0 merged and writes records and report
+                                 data_source=data_source, log=_log, world=world)
+    if not world.is_main:  # another torchrun rank: rank 0 merged and writes records and report
         return 0
     if not rows:
         raise BenchError(f"no model could be evaluated (see the notes above); nothing written to {out}")

@@ -30,7 +30,17 @@ passes of the per-pass accuracy) and ``R``; both are empty for deterministic mod
 evaluated on every image (early exit).
 """
 
-from honestbench.results.layout import cell_path, load_cell, matrix_path, safe_name, save_cell
+from honestbench.results.layout import (
+    cell_path,
+    diagnostics_path,
+    load_cell,
+    matrix_path,
+    model_dir,
+    model_info_path,
+    safe_name,
+    save_cell,
+    shard_cell_path,
+)
 from honestbench.results.matrix import NOT_EVALUATED, Z95, Matrix, combine, merge_matrices, wilson_interval
 from honestbench.results.records import (
     RECORD_COLUMNS,
@@ -42,12 +52,23 @@ from honestbench.results.records import (
     model_order,
     provenance,
     read_records,
+    read_run,
     record_rows,
     write_records,
 )
+from honestbench.results.run import (
+    RUN_KEYS,
+    ModelRecord,
+    RunInfo,
+    SuiteRecord,
+    read_model_record,
+    write_model_record,
+)
 
 __all__ = [
-    "NOT_EVALUATED", "RECORD_COLUMNS", "SCHEMA", "Z95", "Matrix", "cell_path", "combine", "git_commit", "load",
-    "load_cell", "load_matrix", "matrix_path", "mean_over_passes", "merge_matrices", "model_order", "provenance",
-    "read_records", "record_rows", "safe_name", "save_cell", "wilson_interval", "write_records",
+    "NOT_EVALUATED", "RECORD_COLUMNS", "RUN_KEYS", "SCHEMA", "ModelRecord", "RunInfo", "SuiteRecord",
+    "read_model_record", "read_run", "write_model_record", "Z95", "Matrix", "cell_path", "combine", "diagnostics_path",
+    "git_commit", "load", "load_cell", "load_matrix", "matrix_path", "mean_over_passes", "merge_matrices",
+    "model_dir", "model_info_path", "model_order", "provenance", "read_records", "record_rows", "safe_name",
+    "save_cell", "shard_cell_path", "wilson_interval", "write_records",
 ]

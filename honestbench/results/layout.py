@@ -17,12 +17,33 @@ def safe_name(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+@=-]+", "_", label.replace("/", "-")).strip("_") or "_"
 
 
+def model_dir(out: str | Path, model: str) -> Path:
+    """``DIR/cells/<model>/``: the model's cells, its ``model.json`` and its diagnostics."""
+    return Path(out) / "cells" / safe_name(model)
+
+
+def model_info_path(out: str | Path, model: str) -> Path:
+    """``DIR/cells/<model>/model.json``: what the run knew of the model (card facts, source, its suite)."""
+    return model_dir(out, model) / "model.json"
+
+
+def diagnostics_path(out: str | Path, model: str) -> Path:
+    """``DIR/cells/<model>/diagnostics.json``: the model's saved ``--diagnose`` flags."""
+    return model_dir(out, model) / "diagnostics.json"
+
+
 def cell_path(out: str | Path, model: str, label: str) -> Path:
     """``DIR/cells/<model>/<label>.npz``; ``label`` 'clean' is the clean pass."""
-    return Path(out) / "cells" / safe_name(model) / f"{safe_name(label)}.npz"
+    return model_dir(out, model) / f"{safe_name(label)}.npz"
+
+
+def shard_cell_path(out: str | Path, model: str, shard: str, label: str) -> Path:
+    """``DIR/cells/<model>/shards/<start>-<end>/<label>.npz``: a torchrun rank's cell of its shard."""
+    return model_dir(out, model) / "shards" / shard / f"{safe_name(label)}.npz"
 
 
 def matrix_path(out: str | Path, model: str) -> Path:
+    """``DIR/matrices/<model>.npz``: the model's per-sample matrix."""
     return Path(out) / "matrices" / f"{safe_name(model)}.npz"
 
 

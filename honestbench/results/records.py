@@ -25,6 +25,7 @@ from honestbench.core.errors import BenchError
 from honestbench.core.io import REPO_ROOT, atomic_path, write_json_atomic
 from honestbench.results.layout import matrix_path
 from honestbench.results.matrix import NOT_EVALUATED, Matrix, wilson_interval
+from honestbench.results.run import RunInfo
 from honestbench.zoo.cards import list_cards
 
 SCHEMA = 1
@@ -39,19 +40,20 @@ RECORD_COLUMNS = [
 ]
 
 
-def record_rows(matrix: Matrix, model_info: dict, run_info: dict) -> list[dict]:
-    """Rows of one model: 'clean', each attack, each aggregate, 'worst-case' (in that order)."""
+def record_rows(matrix: Matrix, run: RunInfo, model: str | None = None, checkpoint_sha256: str = "") -> list[dict]:
+    """Rows of one model (``model``, default the matrix's): 'clean', each attack, each aggregate, 'worst-case'
+    (in that order), with the run's facts."""
     n = matrix.n
     specs = matrix.meta.get("specs", {})
     base = {
-        "model": model_info.get("name", matrix.meta.get("model")),
+        "model": model if model is not None else matrix.meta.get("model"),
         "mode": matrix.meta.get("mode"),
-        "suite": run_info.get("suite"),
-        "dataset": run_info.get("dataset"),
+        "suite": run.suite,
+        "dataset": run.dataset,
         "stochastic": bool(matrix.meta.get("stochastic", False)),
         "warnings": "",
-        "checkpoint_sha256": model_info.get("checkpoint_sha256", ""),
-        **{k: run_info.get(k) for k in ("git_commit", "data_sha256", "torch_version", "torchattacks_version",
+        "checkpoint_sha256": checkpoint_sha256,
+        **{k: getattr(run, k) for k in ("git_commit", "data_sha256", "torch_version", "torchattacks_version",
                                         "art_version", "seed", "batch_size", "device", "date")},
     }
     rows = []
@@ -157,10 +159,10 @@ def git_commit() -> str:
         return "unknown"
 
 
-def write_records(out: str | Path, rows: list[dict], run_info: dict) -> None:
+def write_records(out: str | Path, rows: list[dict], run: RunInfo) -> None:
     """``DIR/records.json`` and ``DIR/records.csv``, each written atomically."""
     out = Path(out)
-    write_json_atomic(out / "records.json", {"schema": SCHEMA, "run": run_info, "records": rows})
+    write_json_atomic(out / "records.json", {"schema": SCHEMA, "run": run.to_json(), "records": rows})
     df = pd.DataFrame(rows, columns=RECORD_COLUMNS)
     with atomic_path(out / "records.csv", "w") as f:
         df.to_csv(f, index=False)
@@ -179,6 +181,12 @@ def read_records(out: str | Path) -> tuple[dict, list[dict]]:
     if data.get("schema") != SCHEMA:
         raise BenchError(f"{path} has records schema {data.get('schema')}, this bench reads schema {SCHEMA}")
     return data.get("run", {}), data.get("records", [])
+
+
+def read_run(out: str | Path) -> tuple[RunInfo, list[dict]]:
+    """``(run, rows)`` of ``DIR/records.json``, the run typed (:class:`~honestbench.results.run.RunInfo`)."""
+    run, rows = read_records(out)
+    return RunInfo.from_json(run), rows
 
 
 def model_order(names: Iterable[str]) -> list[str]:

@@ -20,24 +20,24 @@ from honestbench.suites.adaptive import (
     pick_source,
     stochastic_additions,
 )
-from honestbench.suites.base import Entry, Suite, attack_cost
-from honestbench.suites.builtin import DEFAULT_SUITE, PARAMETRISED, get_suite, register_suite, suite_names
-from honestbench.suites.model import describe_suites, model_suite, no_early_stop, suite_entries, suite_from_run
+from honestbench.suites.base import STOCHASTIC_POLICIES, Entry, ModelPolicy, Suite
+from honestbench.suites.builtin import DEFAULT_SUITE, get_suite, register_suite, suite_names
+from honestbench.suites.model import describe_suites, model_suite, no_early_stop
 
 __all__ = [
     "ADAPTIVE_DESCRIPTION",
     "ADAPTIVE_PARAMS",
     "ADAPTIVE_SUITE",
     "DEFAULT_SUITE",
-    "PARAMETRISED",
     "TRANSFER_FALLBACK",
     "TRANSFER_SOURCE",
+    "STOCHASTIC_POLICIES",
     "Entry",
+    "ModelPolicy",
     "Suite",
     "adaptive_entries",
     "adaptive_params",
     "adaptive_suite",
-    "attack_cost",
     "describe_suites",
     "get_suite",
     "model_suite",
@@ -46,7 +46,5 @@ __all__ = [
     "pick_source",
     "register_suite",
     "stochastic_additions",
-    "suite_entries",
-    "suite_from_run",
     "suite_names",
 ]

@@ -10,7 +10,7 @@ from honestbench.attacks.transfer import is_registered_source
 from honestbench.core.budgets import ALPHA_LINF, EPS_LINF
 from honestbench.core.errors import AttackConfigError, BenchError
 from honestbench.core.registry import suggest
-from honestbench.suites.base import Entry, Suite
+from honestbench.suites.base import Entry, ModelPolicy, Suite
 from honestbench.zoo import get_card
 
 #: Default transfer source per target (a deterministic model of the same data; never the target itself).
@@ -25,6 +25,9 @@ TRANSFER_FALLBACK = "regular"
 ADAPTIVE_PARAMS: dict[str, int] = {"aa_steps": 100, "aa_eot": 20, "steps": 20, "eot": 20,
                                    "surrogate_steps": 100, "bpda_steps": 50, "bpda_eot": 10,
                                    "transfer_steps": 20, "aa_queries": 5000}
+
+#: the adaptive suite's per-model policy: rebuilt per model in its flavour, budgets fixed, strengths as parameters
+ADAPTIVE_POLICY = ModelPolicy(stochastic="flavour", scalable=False, parametrised=True)
 
 ADAPTIVE_DESCRIPTION = (
     "Adaptive evaluation, L-inf 8/255: AutoAttack (rand flavour with EOT 20 for stochastic models, standard "
@@ -144,7 +147,7 @@ def adaptive_suite(stochastic: bool, target: str | None = None, source: str | No
     flavour = "stochastic" if stochastic else "deterministic"
     changed = {k: v for k, v in adaptive_params(**params).items() if v != ADAPTIVE_PARAMS[k]}
     return Suite("adaptive", f"{ADAPTIVE_DESCRIPTION} ({flavour} flavour{params_text(changed)})", entries,
-                 default_n=128, full_matrix=True, params=changed)
+                 default_n=128, full_matrix=True, params=changed, policy=ADAPTIVE_POLICY)
 
 
 def params_text(params: dict) -> str:

@@ -23,11 +23,35 @@ class Entry:
         return create_attack(self.attack, **self.params)
 
 
+#: what a stochastic model gets under a suite (:func:`honestbench.suites.model_suite`): ``flavour``: the
+#: suite is rebuilt per model in its stochastic or deterministic flavour (``adaptive``); ``adaptive-columns``:
+#: the adaptive suite's stochastic columns are added (``standard``); ``surrogate-twin``: the surrogate twin of
+#: its PGD L-inf column is added, unless the suite already has an adaptive attack (every other suite)
+STOCHASTIC_POLICIES = ("flavour", "adaptive-columns", "surrogate-twin")
+
+
+@dataclass(frozen=True)
+class ModelPolicy:
+    """A suite's per-model policy as data: what a stochastic model gets (:data:`STOCHASTIC_POLICIES`),
+    whether ``--threat-model`` / ``--eps`` may rescale it (``scalable``; a suite whose budgets are built per
+    model may not) and whether it takes the adaptive strengths as parameters (``NAME:aa_eot=5``,
+    ``parametrised``)."""
+
+    stochastic: str = "surrogate-twin"
+    scalable: bool = True
+    parametrised: bool = False
+
+    def __post_init__(self) -> None:
+        if self.stochastic not in STOCHASTIC_POLICIES:
+            raise ValueError(f"unknown stochastic policy {self.stochastic!r}; choose one of {STOCHASTIC_POLICIES}")
+
+
 @dataclass(frozen=True)
 class Suite:
     """An ordered list of entries, named per-sample aggregates (label -> member labels), the default number of
     images (None: every image), whether its columns must be measured independently (full matrix) and the
-    suite parameters it was built with (``adaptive:aa_eot=5``: only those that differ from the defaults)."""
+    suite parameters it was built with (``adaptive:aa_eot=5``: only those that differ from the defaults), and
+    its per-model :class:`ModelPolicy`."""
 
     name: str
     description: str
@@ -36,6 +60,7 @@ class Suite:
     default_n: int | None = None
     full_matrix: bool = False
     params: dict = field(default_factory=dict)
+    policy: ModelPolicy = field(default_factory=ModelPolicy)
 
     @property
     def labels(self) -> list[str]:
@@ -44,9 +69,3 @@ class Suite:
     def attacks(self) -> dict[str, Attack]:
         """``{label: Attack}`` in suite order."""
         return {e.label: e.build() for e in self.entries}
-
-
-def attack_cost(attack: Attack) -> float:
-    """Rough cost in forward+backward passes per image, used to order the early-exit cascade (cheapest
-    first): the attack's own :meth:`~honestbench.attacks.Attack.cost`."""
-    return attack.cost()

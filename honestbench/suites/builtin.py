@@ -29,25 +29,34 @@ import fnmatch
 from honestbench.core.budgets import ALPHA_LINF, EPS_L2, EPS_LINF
 from honestbench.core.errors import BenchError
 from honestbench.core.registry import suggest
-from honestbench.suites.adaptive import ADAPTIVE_DESCRIPTION, adaptive_entries, adaptive_params, params_text
-from honestbench.suites.base import Entry, Suite
+from honestbench.suites.adaptive import (
+    ADAPTIVE_DESCRIPTION,
+    ADAPTIVE_POLICY,
+    adaptive_entries,
+    adaptive_params,
+    params_text,
+)
+from honestbench.suites.base import Entry, ModelPolicy, Suite
 
 DEFAULT_SUITE = "ci"
-#: suites that take parameters (``NAME:key=value,...``): the strengths of the adaptive attacks
-PARAMETRISED = ("adaptive", "standard")
 
 _SUITES: dict[str, Suite] = {}
 
 
 def register_suite(suite: Suite) -> Suite:
-    """Add ``suite`` under its name (labels unique, aggregates over its own labels)."""
+    """Add ``suite`` under its name (:func:`check_suite` first)."""
+    _SUITES[check_suite(suite).name] = suite
+    return suite
+
+
+def check_suite(suite: Suite) -> Suite:
+    """``suite`` when its labels are unique and its aggregates are over its own labels (ValueError else)."""
     labels = suite.labels
     if len(set(labels)) != len(labels):
         raise ValueError(f"suite {suite.name}: duplicate column labels {labels}")
     for agg, members in suite.aggregates.items():
         if agg in labels or not set(members) <= set(labels):
             raise ValueError(f"suite {suite.name}: aggregate {agg} has unknown members {members}")
-    _SUITES[suite.name] = suite
     return suite
 
 
@@ -75,7 +84,8 @@ for _suite in (
            Entry("PGD", "pgd-linf", _pgd_linf(20)),
            Entry("PGD-L2", "pgd-l2", _pgd_l2(EPS_L2, 20)),
            Entry("CW", "cw-l2", {"threshold": EPS_L2, "search_steps": 5, "steps": 50})),
-          aggregates={"PGD-L2+Linf": ["PGD-L2", "PGD"]}),
+          aggregates={"PGD-L2+Linf": ["PGD-L2", "PGD"]},
+          policy=ModelPolicy(stochastic="adaptive-columns", parametrised=True)),
     Suite("platform",
           "The report's Table 2 done right: PGD-20 L2 0.5 and PGD-20 L-inf 8/255 and their per-sample aggregate "
           "(a sample counts only if it survives both; never the sum of the two accuracies)",
@@ -96,7 +106,8 @@ for _suite in (
                                                    "random_start": True}) for name, eps in _SWEEP),
           full_matrix=True),
     Suite("adaptive", ADAPTIVE_DESCRIPTION, tuple(Entry(*e) for e in adaptive_entries(False)),
-          default_n=128, full_matrix=True),
+          default_n=128, full_matrix=True,
+          policy=ADAPTIVE_POLICY),
 ):
     register_suite(_suite)
 
@@ -132,15 +143,16 @@ def get_suite(name: str) -> Suite:
     suite = _SUITES[base]
     if not arg.strip():
         return suite
-    if base not in PARAMETRISED:
-        raise BenchError(f"suite {base!r} takes no parameters (only {', '.join(PARAMETRISED)} do)")
+    if not suite.policy.parametrised:
+        takes = [n for n, s in _SUITES.items() if s.policy.parametrised]
+        raise BenchError(f"suite {base!r} takes no parameters (only {', '.join(takes)} do)")
     params = _parse_params(arg)
     adaptive_params(**params)  # validates names and values (AttackConfigError is a one-line BenchError)
     changed = {k: v for k, v in params.items() if v != adaptive_params()[k]}
     if not changed:
         return suite
     entries = suite.entries
-    if base == "adaptive":
+    if suite.policy.stochastic == "flavour":  # its columns are the adaptive ones: rebuilt with the strengths
         entries = tuple(Entry(*e) for e in adaptive_entries(False, **changed))
     return dataclasses.replace(suite, entries=entries, params=changed,
                                description=suite.description + params_text(changed))

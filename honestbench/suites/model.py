@@ -1,18 +1,20 @@
 """Per-model suites: a suite names columns, but a stochastic model needs other attacks than a deterministic
 one, and a run must be able to rebuild exactly what it measured.
 
-``adaptive`` takes the stochastic flavour (AutoAttack-rand, EOT-PGD without early stop, BPDA with EOT) for a
-stochastic model; ``standard`` gains the stochastic flavour's columns (``EOT-PGD``, ``AutoAttack``,
-``surrogate-PGD``, ``BPDA-PGD``, ``transfer-PGD``) for every stochastic model; every other suite (``ci``
-included) gains, for a stochastic model, the cheapest attack that sees through obfuscated gradients: the
-surrogate twin of its PGD L-inf column (:func:`surrogate_twin`, label ``surrogate-PGD``), so that the main
-job's record checks can raise ``adaptive-stronger`` on a masked model. A deterministic model gets the suite as
-it is. On a stochastic model every attack with an ``early_stop`` option that the suite does not set
+Each suite declares its policy as data (:class:`~honestbench.suites.base.ModelPolicy`): ``flavour``
+(``adaptive``) takes the stochastic flavour (AutoAttack-rand, EOT-PGD without early stop, BPDA with EOT) for a
+stochastic model; ``adaptive-columns`` (``standard``) gains the stochastic flavour's columns (``EOT-PGD``,
+``AutoAttack``, ``surrogate-PGD``, ``BPDA-PGD``, ``transfer-PGD``) for every stochastic model; ``surrogate-twin``
+(every other suite, ``ci`` included) gains, for a stochastic model, the cheapest attack that sees through
+obfuscated gradients: the surrogate twin of its PGD L-inf column (:func:`surrogate_twin`, label
+``surrogate-PGD``), so that the main job's record checks can raise ``adaptive-stronger`` on a masked model. A
+deterministic model gets the suite as it is (a ``flavour`` suite: its deterministic flavour). On a stochastic
+model every attack with an ``early_stop`` option that the suite does not set
 runs with ``early_stop=False`` (:func:`no_early_stop`): first-success early stop keeps the first iterate that
 fooled one random forward pass, which the evaluation pass's fresh draw often classifies right
 (``results/crosscheck/quality_bar.md``). ``bench run`` writes each model's entries into
 ``cells/<model>/model.json`` and, where they differ from the suite's, into the records' run info
-(``model_suites``), from which ``bench check`` rebuilds them (:func:`suite_from_run`).
+(``model_suites``), from which ``bench check`` rebuilds them (:func:`honestbench.engine.describe.recorded_suite`).
 """
 
 from __future__ import annotations
@@ -30,12 +32,13 @@ def model_suite(suite: Suite, stochastic: bool, target: str | None = None, data:
     """The suite that model ``target`` (of dataset ``data``) is evaluated with under ``suite``: the
     stochastic or deterministic flavour of ``adaptive``; for a stochastic model ``standard`` plus the
     adaptive columns and any other suite plus its :func:`surrogate_twin` (EOT where needed, no early stop);
-    ``suite`` itself for a deterministic model (module docstring). The one place of the per-model rule."""
-    if suite.name == "adaptive":
+    ``suite`` itself for a deterministic model, as the suite's :class:`~honestbench.suites.base.ModelPolicy`
+    says (module docstring). The one place of the per-model rule."""
+    if suite.policy.stochastic == "flavour":
         return adaptive_suite(stochastic, target=target, data=data, **suite.params)
     if not stochastic:
         return suite
-    if suite.name == "standard":
+    if suite.policy.stochastic == "adaptive-columns":
         extra = tuple(Entry(*e) for e in stochastic_additions(target, data=data, **suite.params))
         suite = dataclasses.replace(suite, entries=suite.entries + extra,
                                     description=suite.description + "; for stochastic models also "
@@ -81,32 +84,6 @@ def no_early_stop(suite: Suite) -> Suite:
         return suite
     return dataclasses.replace(suite, entries=entries,
                                description=suite.description + "; stochastic model: no first-success early stop")
-
-
-def suite_entries(suite: Suite) -> dict:
-    """A suite's columns as JSON-able data (``entries``, ``aggregates``, ``full_matrix``, ``description``):
-    what ``model.json`` and the run info store and :func:`suite_from_run` reads back."""
-    return {"entries": [[e.label, e.attack, dict(e.params)] for e in suite.entries],
-            "aggregates": dict(suite.aggregates), "full_matrix": suite.full_matrix,
-            "description": suite.description}
-
-
-def suite_from_run(run: dict, model: str | None = None) -> Suite:
-    """The suite exactly as a results directory's ``run`` info recorded it (its entries and parameters), so
-    a re-measurement uses what was measured even if the named suite has changed since. With ``model``: that
-    model's own suite where the run recorded one (``model_suites``, see :func:`model_suite`)."""
-    own = (run.get("model_suites") or {}).get(model) if model is not None else None
-    params = dict(run.get("suite_params") or {})
-    if own:
-        entries = tuple(Entry(label, attack, dict(kw)) for label, attack, kw in own["entries"])
-        return Suite(run["suite"], own.get("description", run.get("suite_description", "")), entries,
-                     dict(own.get("aggregates") or {}), run.get("n"), bool(own.get("full_matrix", False)),
-                     params)
-    if not run.get("entries"):
-        return get_suite(run["suite"])
-    entries = tuple(Entry(label, attack, dict(kw)) for label, attack, kw in run["entries"])
-    return Suite(run["suite"], run.get("suite_description", ""), entries, dict(run.get("aggregates") or {}),
-                 run.get("n"), bool(run.get("suite_full_matrix", False)), params)
 
 
 def _aggregate_row(column: str, members: list[str], spec: str) -> dict:

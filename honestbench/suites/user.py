@@ -25,13 +25,10 @@ from fractions import Fraction
 from pathlib import Path
 
 from honestbench.core.errors import BenchError
-from honestbench.suites.base import Entry, Suite
-from honestbench.suites.builtin import DEFAULT_SUITE, get_suite, register_suite, suite_names
+from honestbench.suites.base import Entry, ModelPolicy, Suite
+from honestbench.suites.builtin import DEFAULT_SUITE, check_suite, get_suite, suite_names
 
 THREAT_MODELS = {"linf": "linf", "l-inf": "linf", "l2": "l2"}
-#: suites whose budgets are built per model (:func:`honestbench.suites.model_suite`): not scalable here
-UNSCALABLE = ("adaptive",)
-_FILES: dict[str, Path] = {}  # suites registered from files in this process
 
 
 def parse_number(text: str | float | int, what: str = "eps") -> float:
@@ -54,10 +51,12 @@ def _norm_of(entry: Entry) -> str:
 
 def scale_suite(suite: Suite, threat_model: str | None = None, eps: float | None = None) -> Suite:
     """``suite`` restricted to ``threat_model``'s attacks (``Linf`` or ``L2``) with budget ``eps`` (module
-    docstring); ``suite`` itself when both are None. Registered under a name that says what changed."""
+    docstring); ``suite`` itself when both are None. Named for what changed (``standard[Linf eps=0.0157]``);
+    its stochastic models get the surrogate twin of its own PGD column, at its budget (a suite's adaptive
+    columns are built at the standard one). A suite whose policy is not ``scalable`` is refused."""
     if threat_model is None and eps is None:
         return suite
-    if suite.name in UNSCALABLE:
+    if not suite.policy.scalable:
         raise BenchError(f"suite {suite.name!r} builds its budgets per model: --threat-model / --eps do not apply; "
                          "write a suite file (--suite my_suite.toml)")
     norms = {e.label: _norm_of(e) for e in suite.entries}
@@ -82,9 +81,10 @@ def scale_suite(suite: Suite, threat_model: str | None = None, eps: float | None
     labels = {e.label for e in entries}
     aggregates = {k: v for k, v in suite.aggregates.items() if set(v) <= labels}
     tag = ("Linf" if norm == "linf" else "L2") + (f" eps={eps:.6g}" if eps is not None else "")
-    return register_suite(dataclasses.replace(
+    return dataclasses.replace(
         suite, name=f"{suite.name}[{tag}]", entries=tuple(entries), aggregates=aggregates,
-        description=f"{suite.description}; restricted to {tag} (--threat-model / --eps)"))
+        description=f"{suite.description}; restricted to {tag} (--threat-model / --eps)",
+        policy=dataclasses.replace(suite.policy, stochastic="surrogate-twin"))
 
 
 def _scaled(entry: Entry, eps: float | None) -> Entry:
@@ -115,7 +115,7 @@ def _params(raw: dict, where: str) -> dict:
 
 
 def load_suite_file(path: str | Path) -> Suite:
-    """The suite a TOML file defines (module docstring), validated (each attack built once) and registered."""
+    """The suite a TOML file defines (module docstring), validated (each attack built once)."""
     path = Path(path).expanduser()
     try:
         with open(path, "rb") as f:
@@ -138,14 +138,13 @@ def load_suite_file(path: str | Path) -> Suite:
         entry.build()  # unknown attack or bad parameter: one-line error now, not mid-run
         entries.append(entry)
     name = str(raw.get("name", path.stem))
-    if name in suite_names() and _FILES.get(name) != path.resolve():
+    if name in suite_names():
         raise BenchError(f"suite file {path}: name {name!r} is a built-in suite's: choose another name")
     suite = Suite(name, str(raw.get("description", f"suite file {path.name}")),
                   tuple(entries), dict(raw.get("aggregates", {})), raw.get("default_n"),
-                  bool(raw.get("full_matrix", False)))
-    _FILES[name] = path.resolve()
+                  bool(raw.get("full_matrix", False)), policy=ModelPolicy())
     try:
-        return register_suite(suite)
+        return check_suite(suite)
     except ValueError as e:
         raise BenchError(f"suite file {path}: {e}") from None
 

@@ -160,11 +160,12 @@ def user_models_dir() -> Path | None:
     return Path(env).expanduser() if env else None
 
 
-def _roots(models_dir: str | os.PathLike | None) -> list[Path]:
-    """Folders searched for cards: ``models_dir``, else the zoo's and then the user's (when set)."""
+def _roots(models_dir: str | os.PathLike | None, user_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Folders searched for cards: ``models_dir``, else the zoo's and then the user's (``user_dir``, else
+    :func:`user_models_dir`, when set)."""
     if models_dir:
         return [Path(models_dir)]
-    user = user_models_dir()
+    user = Path(user_dir).expanduser() if user_dir else user_models_dir()
     return [MODELS_DIR] + ([user] if user and user.resolve() != MODELS_DIR.resolve() else [])
 
 
@@ -176,23 +177,25 @@ ZOO_ORDER = ("regular", "pni", "smoothing", "gaussian-smoothing", "smoothing-pgd
              "slwta-wrn34-1-panousis2021")
 
 
-def list_cards(pattern: str = "*", models_dir: str | os.PathLike | None = None) -> list[Card]:
+def list_cards(pattern: str = "*", models_dir: str | os.PathLike | None = None,
+               user_dir: str | os.PathLike | None = None) -> list[Card]:
     """Every card whose name matches the shell-style ``pattern`` (or a comma-separated list), in
     :data:`ZOO_ORDER`."""
     pats = [p.strip() for p in pattern.split(",") if p.strip()] or ["*"]
     rank = {name: i for i, name in enumerate(ZOO_ORDER)}
-    found = {p.stem: p for root in reversed(_roots(models_dir)) for p in root.glob("*.toml")}  # the zoo's win
+    found = {p.stem: p for root in reversed(_roots(models_dir, user_dir)) for p in root.glob("*.toml")}  # the zoo's win
     cards = sorted((parse_card(p) for p in found.values()),
                    key=lambda c: (rank.get(c.name, len(rank)), c.name))
     return [c for c in cards if any(fnmatch.fnmatch(c.name, p) for p in pats)]
 
 
-def card_names(models_dir: str | os.PathLike | None = None) -> list[str]:
+def card_names(models_dir: str | os.PathLike | None = None, user_dir: str | os.PathLike | None = None) -> list[str]:
     """The names of every card in ``models_dir`` (default :data:`MODELS_DIR`), sorted."""
-    return sorted({p.stem for root in _roots(models_dir) for p in root.glob("*.toml")})
+    return sorted({p.stem for root in _roots(models_dir, user_dir) for p in root.glob("*.toml")})
 
 
-def get_card(name: str, models_dir: str | os.PathLike | None = None) -> Card:
+def get_card(name: str, models_dir: str | os.PathLike | None = None,
+             user_dir: str | os.PathLike | None = None) -> Card:
     """The card called ``name`` (in the zoo, then in :func:`user_models_dir`), or the card file ``name`` when it
     ends in ``.toml``; :class:`ModelCardError` with the closest name when there is none."""
     if name.endswith(".toml"):
@@ -200,25 +203,25 @@ def get_card(name: str, models_dir: str | os.PathLike | None = None) -> Card:
         if not path.is_file():
             raise ModelCardError(f"model card {path} does not exist")
         return parse_card(path)
-    path = next((r / f"{name}.toml" for r in _roots(models_dir) if (r / f"{name}.toml").is_file()), None)
+    path = next((r / f"{name}.toml" for r in _roots(models_dir, user_dir) if (r / f"{name}.toml").is_file()), None)
     if path is None:
-        names = card_names(models_dir)
+        names = card_names(models_dir, user_dir)
         raise ModelCardError(f"unknown model {name!r}{suggest(name, names, cutoff=0.4)}; see `bench list models`")
     return parse_card(path)
 
 
-def select_cards(spec: str) -> list[Card]:
+def select_cards(spec: str, user_dir: str | os.PathLike | None = None) -> list[Card]:
     """Cards for ``all``, comma-separated names, card files (``.toml``) or shell globs ('smoothing*'); in
     order, no repeats; one-line :class:`ModelCardError` for a name or glob that matches nothing."""
     if spec.strip() in ("all", "*", ""):
-        return list_cards("*")
+        return list_cards("*", user_dir=user_dir)
     cards: dict[str, Card] = {}
     for part in (p.strip() for p in spec.split(",") if p.strip()):
         if any(ch in part for ch in "*?[") and not part.endswith(".toml"):
-            found = list_cards(part)
+            found = list_cards(part, user_dir=user_dir)
             if not found:
                 raise ModelCardError(f"no model matches {part!r}; see `bench list models`")
         else:
-            found = [get_card(part)]
+            found = [get_card(part, user_dir=user_dir)]
         cards.update((c.name, c) for c in found)
     return list(cards.values())

@@ -6,17 +6,18 @@
   dict ``weights.pt`` loaded into it weights-only and strictly;
 * ``[NAME=]FILE.pt`` (TorchScript) or ``[NAME=]FILE.pt2`` (``torch.export``).
 
-:func:`resolve` turns any of these into a :class:`UserModel`: its name (``NAME``, else the weights' or the
-file's stem), a loader, and the ``source`` recorded with its results, from which :func:`load_source` rebuilds
+:func:`resolve` turns any of these into a :class:`~honestbench.zoo.source.ModelSource` (the one type of a model
+to evaluate; :func:`card_source` for a card): its name (``NAME``, else the weights' or the file's stem), a
+loader, and the ``source`` recorded with its results, from which :func:`load_source` rebuilds
 it for ``bench check``. The recorded ``checkpoint_sha256`` is the weights file's (or the saved program's), so a
 retrained or tampered file fails the check. Models take float32 NCHW images with pixels in [0, 1].
 """
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -26,21 +27,11 @@ from honestbench.core.errors import ModelCardError
 from honestbench.zoo.builders import EXPORT_SUFFIXES, SCRIPT_SUFFIXES, call_builder, load_saved_program, with_normalize
 from honestbench.zoo.cards import Card, get_card
 from honestbench.zoo.loading import file_sha256, freeze, load_model, load_state
+from honestbench.zoo.source import ModelFacts, ModelSource
 
 #: seed under which a builder runs, so that a model without weights is the same random model every time
 BUILD_SEED = 0
 _SPEC = re.compile(r"^(?:(?P<name>[\w.-]+)=)?(?P<target>[^@]+?)(?:@(?P<weights>.+))?$")
-
-
-@dataclass
-class UserModel:
-    """A model to evaluate: its name, a loader (``device -> nn.Module``, eval mode, frozen) and the facts its
-    records carry (``checkpoint_sha256``, ``source``; for a card also ``stochastic``, ``data``, ...)."""
-
-    name: str
-    load: Callable[[torch.device | str], nn.Module]
-    info: dict = field(default_factory=dict)
-    card: Card | None = None
 
 
 def is_model_spec(text: str) -> bool:
@@ -73,20 +64,26 @@ def _absolute(target: str) -> str:
     return target
 
 
-def resolve(text: str, normalize: Mapping | None = None) -> UserModel:
-    """A zoo name, card file or model spec (module docstring) as a :class:`UserModel`. ``normalize``
-    (``{mean, std}``, pixel units) goes in front of a spec's model (a card states its own)."""
+def card_source(card: Card) -> ModelSource:
+    """A zoo or user card as a :class:`ModelSource` (loaded with :func:`honestbench.zoo.loading.load_model`): its
+    checkpoint's sha256 (a user's card without one: the file's), stochastic flag, description, data and
+    source; a user's card also its ``paper``, ``venue``, ``reported`` and ``num_classes``."""
+    sha = card.sha256
+    if card.user and card.checkpoint and not sha and card.checkpoint_path().is_file():
+        sha = file_sha256(card.checkpoint_path())
+    extra = {k: getattr(card, k) for k in ("paper", "venue", "reported", "num_classes")
+             if card.user and getattr(card, k)}
+    facts = ModelFacts(sha, bool(card.stochastic), card.description, card.data, card.source, **extra)
+    return ModelSource(card.name, lambda device: load_model(card, device), facts, card)
+
+
+def resolve(text: str, normalize: Mapping | None = None, models_dir: str | os.PathLike | None = None) -> ModelSource:
+    """A zoo name, card file or model spec (module docstring) as a :class:`ModelSource`. ``normalize``
+    (``{mean, std}``, pixel units) goes in front of a spec's model (a card states its own); ``models_dir``:
+    a folder of the user's cards searched after the zoo's (``bench run --models-dir``)."""
     text = text.strip()
     if text.endswith(".toml") or not is_model_spec(text):
-        card = get_card(text)
-        sha = card.sha256
-        if card.user and card.checkpoint and not sha and card.checkpoint_path().is_file():
-            sha = file_sha256(card.checkpoint_path())
-        source = card.source
-        info = {"checkpoint_sha256": sha, "stochastic": bool(card.stochastic), "description": card.description,
-                "data": card.data, "source": source}
-        info.update({k: getattr(card, k) for k in ("paper", "venue", "reported", "num_classes") if getattr(card, k)})
-        return UserModel(card.name, lambda device: load_model(card, device), info, card)
+        return card_source(get_card(text, user_dir=models_dir))
     m = _SPEC.match(text)
     if m is None:
         raise ModelCardError(f"model {text!r}: expected FILE.py:builder[@weights.pt], pkg.module:builder, "
@@ -96,8 +93,8 @@ def resolve(text: str, normalize: Mapping | None = None) -> UserModel:
         source["weights"] = str(Path(m["weights"]).expanduser().resolve())
     if normalize:
         source["normalize"] = {k: list(v) for k, v in normalize.items()}
-    info = {"checkpoint_sha256": source_sha256(source), "source": source, "description": f"user model {text}"}
-    return UserModel(_name(m), lambda device: load_source(source, device), info)
+    facts = ModelFacts(source_sha256(source), description=f"user model {text}", source=source)
+    return ModelSource(_name(m), lambda device: load_source(source, device), facts)
 
 
 def source_sha256(source: Mapping) -> str:
