@@ -27,11 +27,11 @@ def main() -> int:
 
     from honestbench.data import load_eval
     from honestbench.nets import is_stochastic
-    from honestbench.zoo import clean_accuracy, get_card, load_model
+    from honestbench.zoo import clean_accuracy, get_card, load_card_model
     from honestbench.zoo.writing import write_result
 
     card = get_card(args.name)
-    model = load_model(card, device=args.device)
+    model = load_card_model(card, device=args.device)
     passes = args.passes or (10 if is_stochastic(model) else 1)
     ev = load_eval(card.data)
     torch.manual_seed(args.seed)

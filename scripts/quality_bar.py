@@ -73,10 +73,10 @@ def evaluate_model(name: str, seeds: int, n: int | None, log: Any = print) -> di
     from honestbench.data import load_eval
     from honestbench.devtools.crosscheck import crosscheck
     from honestbench.suites import get_suite, model_suite
-    from honestbench.zoo import get_card, load_model
+    from honestbench.zoo import get_card, load_card_model
 
     card = get_card(name)
-    model = load_model(card, device="cpu")
+    model = load_card_model(card, device="cpu")
     data = load_eval(card.data, n=n)
     stochastic = is_stochastic(model, data.x[:16])
     harness = model_suite(get_suite("standard"), stochastic, name, card.data)

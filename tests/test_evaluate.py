@@ -215,13 +215,13 @@ class FakeCard:
 
 def test_run_command_end_to_end(tiny, tmp_path, monkeypatch, capsys):
     """`bench run --dataset digits` through the CLI with a fake zoo (untrained card skipped with a note)."""
-    import honestbench.zoo.user as user_mod
     import honestbench.zoo.cards as cards_mod
+    import honestbench.zoo.user as user_mod
     from honestbench.cli.main import main
 
     cards = [FakeCard("a"), FakeCard("b"), FakeCard("untrained", trained=False)]
     monkeypatch.setattr(cards_mod, "list_cards", lambda pattern="*", **dirs: cards)
-    monkeypatch.setattr(user_mod, "load_model", lambda card, device="cpu": tiny)
+    monkeypatch.setattr(user_mod, "load_card_model", lambda card, device="cpu": tiny)
     rc = main(["run", "--dataset", "digits", "--n", "48", "--out", str(tmp_path), "--quiet",
                "--batch-size", "32"])
     captured = capsys.readouterr()
@@ -238,15 +238,15 @@ def test_run_command_end_to_end(tiny, tmp_path, monkeypatch, capsys):
 def test_run_command_passes_sets_r(tiny, tmp_path, monkeypatch, capsys):
     """`bench run --passes R`: a stochastic model's records carry R (mean over R passes); a deterministic
     model's none; R < 1 is a one-line usage error. The help's default is honestbench.engine.stochastic.R_DEFAULT."""
-    import honestbench.zoo.user as user_mod
     import honestbench.zoo.cards as cards_mod
+    import honestbench.zoo.user as user_mod
     from honestbench.cli import main as cli
     from honestbench.engine.stochastic import R_DEFAULT
 
     assert cli.PASSES_DEFAULT == R_DEFAULT
     cards = [FakeCard("noisy", stochastic=True), FakeCard("plain")]
     monkeypatch.setattr(cards_mod, "list_cards", lambda pattern="*", **dirs: cards)
-    monkeypatch.setattr(user_mod, "load_model",
+    monkeypatch.setattr(user_mod, "load_card_model",
                         lambda card, device="cpu": NoisyNet(tiny) if card.stochastic else tiny)
     rc = cli.main(["run", "--data", "digits", "--suite", "ci", "--n", "32", "--passes", "3", "--out", str(tmp_path),
                    "--quiet", "--no-report"])

@@ -141,7 +141,7 @@ def test_load_model_fast(tmp_path):
     card = zoo.get_card("regular")
     if not card.trained or not card.checkpoint_path().is_file():
         pytest.skip("regular checkpoint absent")
-    slow, fast = zoo.load_model(card), zoo.load_model(card, fast=True)
+    slow, fast = zoo.load_card_model(card), zoo.load_card_model(card, fast=True)
     x = torch.rand(4, 3, 32, 32)
     assert torch.allclose(slow(x), fast(x), atol=1e-4)
     assert getattr(fast, "inference_optimized", False) and not hasattr(slow, "inference_optimized")

@@ -102,7 +102,7 @@ def test_committed_wrn_checkpoint_loads_strictly():
     card = zoo.get_card("slwta-wrn34-1")
     if not card.checkpoint_path().is_file():
         pytest.skip("models/ckpt/slwta-wrn34-1.pt absent")
-    model = zoo.load_model(card)  # strict load_state_dict: the block's parameter names did not change
+    model = zoo.load_card_model(card)  # strict load_state_dict: the block's parameter names did not change
     assert sum(isinstance(m, PreActBlock) for m in model.modules()) == 15
 
 

@@ -97,7 +97,7 @@ def test_report_redraws_without_running_anything(runs, monkeypatch, tmp_path):
     monkeypatch.setattr(Attack, "__call__", forbidden)
     monkeypatch.setattr(engine, "evaluate", forbidden)
     monkeypatch.setattr(runner, "evaluate", forbidden)
-    monkeypatch.setattr(zoo, "load_model", forbidden)
+    monkeypatch.setattr(zoo, "load_card_model", forbidden)
     assert main(["report", str(out)]) == 0
     assert (out / "leaderboard.md").read_text() == before
     assert (out / "leaderboard.html").read_text().startswith("<!DOCTYPE html>")

@@ -135,7 +135,7 @@ def test_update_card_writes_result(tmp_path):
     assert again.clean_accuracy == pytest.approx(res.clean_accuracy, abs=1e-4)
     assert again.epochs_done == 1 and again.train_time_s is not None and "CPU" in again.machine
     assert again.description == card.description  # the human part of the card is kept
-    model = zoo.load_model(again)
+    model = zoo.load_card_model(again)
     acc, _ = zoo.clean_accuracy(model, *_digits_eval())
     assert acc == pytest.approx(again.clean_accuracy, abs=1e-4)  # deterministic model: exact figure
     write_result(again.path, {"sha256": "", "note": "x"})

@@ -76,7 +76,7 @@ def test_untrained_card_says_so():
     if card.trained:
         pytest.skip("slwta-wrn34-1 has been trained")
     with pytest.raises(ModelCardError, match="untrained.*bench train slwta-wrn34-1"):
-        zoo.load_model(card)
+        zoo.load_card_model(card)
 
 
 def test_missing_checkpoint_and_sha_mismatch(tmp_path):
@@ -84,14 +84,14 @@ def test_missing_checkpoint_and_sha_mismatch(tmp_path):
     write_card(tmp_path, "m", ckpt, sha="0" * 64)
     card = zoo.get_card("m", models_dir=tmp_path)
     with pytest.raises(ModelCardError, match=r"missing: run `bench train m`") as e:
-        zoo.load_model(card)
+        zoo.load_card_model(card)
     assert "\n" not in str(e.value)
     model = zoo.build_model(card)
     torch.save(model.state_dict(), ckpt)
     with pytest.raises(ModelCardError, match=r"does not match the card's sha256.*bench train m"):
-        zoo.load_model(card)
+        zoo.load_card_model(card)
     write_card(tmp_path, "m", ckpt, sha=sha256_file(ckpt))
-    loaded = zoo.load_model(zoo.get_card("m", models_dir=tmp_path))
+    loaded = zoo.load_card_model(zoo.get_card("m", models_dir=tmp_path))
     assert not loaded.training
     assert all(not p.requires_grad for p in loaded.parameters())
     x = torch.rand(2, 1, 8, 8)
@@ -109,7 +109,7 @@ def test_pickled_code_checkpoint_is_refused(tmp_path):
         torch.save({"w": torch.zeros(1), "evil": _Evil()}, f)
     write_card(tmp_path, "evil", ckpt, sha=sha256_file(ckpt))
     with pytest.raises(ModelCardError, match="refused: not a weights-only state dict"):
-        zoo.load_model(zoo.get_card("evil", models_dir=tmp_path))
+        zoo.load_card_model(zoo.get_card("evil", models_dir=tmp_path))
 
 
 def test_bad_card_one_line_errors(tmp_path):
@@ -141,7 +141,7 @@ def test_published_checkpoint_loads_strictly():
     missing, unexpected = model.load_state_dict(state, strict=False)
     assert missing == []
     assert unexpected and all(k.startswith(UNUSED_PREFIXES) for k in unexpected)
-    loaded = zoo.load_model(card)
+    loaded = zoo.load_card_model(card)
     assert is_stochastic(loaded)
     assert loaded(torch.rand(2, 3, 32, 32)).shape == (2, 10)
 
@@ -156,7 +156,7 @@ def test_copy_of_models_dir_lists(tmp_path):
 def test_published_surrogate_is_deterministic():
     from honestbench.nets import surrogate
 
-    model = zoo.load_model("slwta-wrn34-1-panousis2021")
+    model = zoo.load_card_model("slwta-wrn34-1-panousis2021")
     x = torch.rand(2, 3, 32, 32)
     assert not torch.equal(model(x), model(x))  # nearly one-hot random choice at T = 0.01
     with surrogate(model, temperature=1.0):
@@ -170,7 +170,7 @@ def test_published_clean_accuracy_matches_authors():
 
     torch.manual_seed(0)
     ev = load_eval("cifar10")
-    acc, _ = zoo.clean_accuracy(zoo.load_model("slwta-wrn34-1-panousis2021"), ev.x, ev.y, passes=10)
+    acc, _ = zoo.clean_accuracy(zoo.load_card_model("slwta-wrn34-1-panousis2021"), ev.x, ev.y, passes=10)
     assert acc == pytest.approx(0.868, abs=0.015)
 
 
@@ -184,6 +184,6 @@ def test_cards_are_torch_free(module):
 
 
 def test_loading_names_served_lazily():
-    assert zoo.load_model is zoo.loading.load_model and "build_model" in dir(zoo)
+    assert zoo.load_card_model is zoo.loading.load_card_model and "build_model" in dir(zoo)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         zoo.nope  # noqa: B018

@@ -2,7 +2,7 @@
 
 * :mod:`honestbench.zoo.cards` (torch-free): :class:`Card`, :func:`parse_card`, :func:`get_card`, :func:`list_cards`,
   :func:`card_names`, :data:`ZOO_ORDER` (the listing and leaderboard row order), :data:`MODELS_DIR`;
-* :mod:`honestbench.zoo.loading`: :func:`build_model`, :func:`load_model` (``eval()`` mode, normalisation inside,
+* :mod:`honestbench.zoo.loading`: :func:`build_model`, :func:`load_card_model` (``eval()`` mode, normalisation inside,
   inputs with pixels in [0, 1], parameters frozen, stochastic layers still stochastic; sha256-checked,
   ``torch.load(..., weights_only=True)``), :func:`freeze`, :func:`clean_accuracy` (a fraction in [0, 1]).
 
@@ -32,8 +32,8 @@ from honestbench.zoo.cards import (
 )
 
 #: names of :mod:`honestbench.zoo.loading` (torch) served by :func:`__getattr__` on first use
-_LOADING = ("build_model", "checked_checkpoint", "clean_accuracy", "file_sha256", "freeze", "load_model",
-            "load_state")
+_LOADING = ("build_model", "checked_checkpoint", "clean_accuracy", "file_sha256", "freeze", "load_card_model",
+            "load_model", "load_state")  # load_model: load_card_model's former name, while devtools imports it
 
 __all__ = ["MODELS_DIR", "ZOO_ORDER", "Card", "card_names", "get_card", "list_cards", "parse_card",
            "resolve_checkpoint", "select_cards", "user_models_dir", *_LOADING]

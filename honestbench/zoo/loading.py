@@ -1,5 +1,5 @@
 """Building and loading the zoo's models: a card -> its architecture (:func:`build_model`) -> its sha256-checked,
-weights-only-loaded checkpoint (:func:`load_model`): ``eval()`` mode, normalisation inside (inputs with pixels
+weights-only-loaded checkpoint (:func:`load_card_model`): ``eval()`` mode, normalisation inside (inputs with pixels
 in [0, 1]), parameters frozen (``requires_grad=False``), stochastic layers still stochastic.
 """
 
@@ -160,7 +160,7 @@ def checked_checkpoint(card: Card) -> Path:
     return path
 
 
-def load_model(name_or_card: str | Card, device: str | torch.device = "cpu", fast: bool = False) -> nn.Module:
+def load_card_model(name_or_card: str | Card, device: str | torch.device = "cpu", fast: bool = False) -> nn.Module:
     """The card's trained model on ``device``: eval mode, parameters frozen, stochastic layers stochastic.
     ``fast``: :func:`honestbench.nets.fast.optimize_for_inference` (BatchNorm folded into the convs, channels-last
     weights on a CPU; the same function up to float rounding, not trainable)."""
@@ -217,3 +217,8 @@ def clean_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, passes: i
     model.train(was)
     t = torch.tensor(accs, dtype=torch.float64)
     return float(t.mean()), float(t.std()) if passes > 1 else 0.0
+
+
+#: the former name (the public ``honestbench.load_model`` is another function: a zoo name, card or model spec);
+#: kept only while honestbench/devtools still imports it
+load_model = load_card_model
