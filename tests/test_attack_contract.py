@@ -151,6 +151,29 @@ def test_roles_at_registration_override_the_class(monkeypatch):
     assert set(ROLES) == {r for n in attack_names() for r in roles_of(n)}  # every role is used
 
 
+def test_a_new_attacks_own_fields_are_validated_by_their_declared_rule():
+    """No name list: a float field must be >= 0, an int field a count, a param(...) its own rule."""
+    import dataclasses
+
+    from honestbench.attacks.base import Attack
+    from honestbench.attacks.params import param
+    from honestbench.core.errors import AttackConfigError
+
+    @dataclasses.dataclass
+    class Probe(Attack):
+        name = "probe"
+        radius: float = 0.1
+        rounds: int = 2
+        temperature: float = param(1.0, rule="positive")
+        schedule: str = param("cosine", choices=("cosine", "step"))
+
+    Probe()
+    for kw, text in (({"radius": -1.0}, "radius must be >= 0"), ({"rounds": 0}, "rounds must be an integer >= 1"),
+                     ({"temperature": 0.0}, "temperature must be > 0"), ({"schedule": "x"}, "unknown schedule 'x'")):
+        with pytest.raises(AttackConfigError, match=text):
+            Probe(**kw)
+
+
 # ----------------------------------------------------------------------------------------------- discovery
 def test_every_module_of_the_package_is_imported_and_registry_is_a_leaf():
     """Discovery imports every module of honestbench/attacks; the registry imports only the base class and core."""
