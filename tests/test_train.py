@@ -154,7 +154,7 @@ def test_cli_train_digits(tmp_path):
     must not fail the suite)."""
     out = tmp_path / "regular.pt"
     cmd = ["-m", "honestbench", "train", "regular", "--dataset", "digits", "--epochs", "1", "--out", str(out)]
-    r = subprocess.run([sys.executable, *cmd], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    r = subprocess.run([sys.executable, *cmd], cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800,
                        env={**os.environ, "BENCH_NO_PROGRESS": "1"})
     assert r.returncode == 0, r.stderr[-2000:]
     card = dataclasses.replace(zoo.get_card("regular"), data="digits")
@@ -177,7 +177,7 @@ def test_kill_then_resume_continues(tmp_path):
     signal_when_paused(p, ready, signal.SIGKILL)
     saved = torch.load(last, weights_only=True)["epoch"]
     assert saved == 1
-    r = subprocess.run(cmd + ["--resume"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(cmd + ["--resume"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert f"after epoch {saved}/6" in r.stdout
     assert torch.load(last, weights_only=True)["epoch"] == 6
