@@ -158,7 +158,7 @@ def torchrun(out, *, workers: bool = False, **env) -> subprocess.CompletedProces
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "honestbench", "--", *RUN, "--out", str(out)]
-    return subprocess.run(cmd, env=_env(**env), capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd, env=_env(**env), capture_output=True, text=True, timeout=1800)
 
 
 @pytest.fixture(scope="module")

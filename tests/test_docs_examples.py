@@ -61,7 +61,7 @@ def test_extending_examples_run():
     blocks = python_blocks()
     assert len(blocks) >= 5
     proc = subprocess.run([sys.executable, "-c", PROGRAM, json.dumps(blocks)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300)
+                          cwd=ROOT, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["logits"] == [4, 10]

@@ -22,7 +22,7 @@ def test_python_example_is_short_and_matches_the_card_run(tmp_path, capsys):
     cli_out = tmp_path / "cli"
     env = {**os.environ, "BENCH_THREADS": "1"}
     done = subprocess.run([sys.executable, str(script), "--data", "digits", "--n", "16"],
-                          capture_output=True, text=True, env=env, timeout=300)
+                          capture_output=True, text=True, env=env, timeout=1800)
     assert done.returncode == 0, done.stderr[-2000:]
     printed = [line.split() for line in done.stdout.strip().splitlines()[1:]]  # model attack accuracy count n
     rc = main(["run", "--models", str(EXAMPLES / "cards" / "resnet18-digits.toml"), "--data", "digits", "--suite",

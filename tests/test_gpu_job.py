@@ -25,7 +25,7 @@ def _run(tmp_path, *items: str) -> subprocess.CompletedProcess:
            "OUT": str(tmp_path / "out"), "BENCH_THREADS": "1"}
     (tmp_path / "out").mkdir(exist_ok=True)
     return subprocess.run(["bash", str(SCRIPT), *items], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=1800)
 
 
 @pytest.mark.slow

@@ -1,26 +1,36 @@
 """Interruption (issue 16), with real processes: ``bench run`` stopped by SIGINT (Ctrl-C) or SIGKILL part-way
 leaves a readable results folder (every cell and records file loads; Ctrl-C also leaves no temp file), and
-rerunning the same command computes only the missing cells (the kept ones are not rewritten: same mtime) and
+rerunning the same command computes only the missing cells (the kept ones are not rewritten: same inode and mtime) and
 gives the records, matrices and cells of an uninterrupted run, timing and date fields excepted
 (tests/test_determinism.py lists them). A killed torchrun worker is tested in tests/test_distributed.py
 (``test_killed_rank_fails_clearly_and_rerun_resumes``: SIGKILL of rank 1, exit 2 naming it, the rerun
 resumes to the one-process records).
 
-The run: tests/test_determinism.py's :data:`COMMAND` (2 digits models, 16 cells) in a ``python -c`` process.
+The run: tests/test_determinism.py's :data:`COMMAND` (2 digits models, 16 cells) in a ``python -c`` process that
+pauses right after its 10th (SIGINT) or 3rd (SIGKILL) finished cell (tests/pausing.py); the signal is sent only
+once it has paused, so the run can never finish first, however fast or slow the machine (issue 20). A kept
+cell is "not rewritten" when its inode and mtime are unchanged (a rewrite renames a new file over it).
 """
 
 from __future__ import annotations
 
 import signal
-import time
+import subprocess
 from pathlib import Path
 
 import pytest
-from test_determinism import assert_same_results, make_zoo, run_in_process, run_process
+from pausing import bench_env, signal_when_paused, start_paused
+from test_determinism import COMMAND, PROGRAM, assert_same_results, make_zoo, run_in_process
 
+from honestbench.core.io import REPO_ROOT
 from honestbench.results import load_cell, read_records
 
 CELLS = 16  # 2 models x (clean + 7 PGD columns)
+
+
+def cells(out: Path) -> dict[Path, tuple[int, int]]:
+    """The finished cells of ``out``: (inode, modification time in ns) of each."""
+    return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in sorted(out.glob("cells/*/*.npz"))}
 
 
 @pytest.fixture(scope="module")
@@ -33,21 +43,13 @@ def baseline(tmp_path_factory) -> tuple[Path, Path]:
     return zoo, root / "baseline"
 
 
-def cells(out: Path) -> dict[Path, int]:
-    """The finished cells of ``out`` and their modification times (ns)."""
-    return {p: p.stat().st_mtime_ns for p in sorted(out.glob("cells/*/*.npz"))}
-
-
 def interrupt(zoo: Path, out: Path, sig: signal.Signals, after: int) -> tuple[int, str]:
-    """Start the run, send ``sig`` once ``after`` cells exist; (exit status, stderr)."""
-    proc = run_process(zoo, out)
-    deadline = time.monotonic() + 180
-    while proc.poll() is None and time.monotonic() < deadline:
-        if out.is_dir() and len(cells(out)) >= after:
-            proc.send_signal(sig)
-            break
-        time.sleep(0.005)
-    _, err = proc.communicate(timeout=120)
+    """Run :data:`COMMAND` into ``out`` in a child that pauses right after its ``after``-th finished cell (its
+    rename onto ``cells/MODEL/COLUMN.npz``), send ``sig`` there; (exit status, stderr)."""
+    ready = out.parent / f"{out.name}.paused"
+    proc = start_paused(PROGRAM, [str(zoo), *COMMAND, "--out", str(out)], f"{out}/cells/*/*.npz", after, ready,
+                        cwd=REPO_ROOT, env=bench_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, err = signal_when_paused(proc, ready, sig)
     return proc.returncode, err
 
 
@@ -56,7 +58,6 @@ def test_interrupted_run_is_readable_and_resumes(baseline, tmp_path, monkeypatch
     zoo, full = baseline
     out = tmp_path / "out"
     rc, err = interrupt(zoo, out, sig, after)
-    assert rc != 0, f"the run finished before the signal (make COMMAND longer): {err[-500:]}"
     if sig == signal.SIGINT:
         assert rc == 130, err[-2000:]
         assert err.strip().splitlines()[-1] == ("bench run: interrupted; finished work is kept, rerun the same "
@@ -64,9 +65,9 @@ def test_interrupted_run_is_readable_and_resumes(baseline, tmp_path, monkeypatch
         assert "Traceback" not in err
         assert not list(out.rglob("*.tmp")), "Ctrl-C left a temp file"
     else:
-        assert rc == -signal.SIGKILL
+        assert rc == -signal.SIGKILL, err[-2000:]
     kept = cells(out)
-    assert after <= len(kept) < CELLS
+    assert len(kept) == after  # the child paused right after that cell: none more, none fewer
     assert all(load_cell(p) is not None for p in kept), "a kept cell does not load"
     if (out / "records.json").exists():  # written after each finished model
         read_records(out)

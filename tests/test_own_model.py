@@ -282,9 +282,10 @@ def test_eps_flag_on_the_command_line(user_dir, capsys):
     assert rc == 0, err
     frame = honestbench.results.load(out)
     assert frame.query("attack == 'PGD'")["eps"].iloc[0] == pytest.approx(2 / 255)
-    rc, err = _run(["run", "--models", "regular", "--eps", "x", "--out", str(out)], capsys)
-    assert rc == 2
-    _one_line_error(err, "eps 'x'", "8/255")
+    with pytest.raises(SystemExit) as info:  # a usage error at parse time (honestbench/cli/args.py)
+        _run(["run", "--models", "regular", "--eps", "x", "--out", str(out)], capsys)
+    assert info.value.code == 2
+    _one_line_error(capsys.readouterr().err, "--eps: 'x'", "8/255")
 
 
 def test_suite_file(tmp_path, capsys):

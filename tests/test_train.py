@@ -9,13 +9,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import tomllib
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
+from pausing import signal_when_paused, start_paused
 
 from honestbench import zoo
 from honestbench.core.io import REPO_ROOT
@@ -149,15 +149,14 @@ def _digits_eval():
     return ev.x, ev.y
 
 
-def test_cli_train_digits_under_a_minute(tmp_path):
+def test_cli_train_digits(tmp_path):
+    """``bench train`` as a process (about 10 s on an idle 2-core box; no timing is asserted: a loaded machine
+    must not fail the suite)."""
     out = tmp_path / "regular.pt"
-    t0 = time.perf_counter()
     cmd = ["-m", "honestbench", "train", "regular", "--dataset", "digits", "--epochs", "1", "--out", str(out)]
-    r = subprocess.run([sys.executable, *cmd], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    r = subprocess.run([sys.executable, *cmd], cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800,
                        env={**os.environ, "BENCH_NO_PROGRESS": "1"})
     assert r.returncode == 0, r.stderr[-2000:]
-    if os.getloadavg()[0] <= (os.cpu_count() or 1):  # the timing bar is for an otherwise idle machine
-        assert time.perf_counter() - t0 < 60
     card = dataclasses.replace(zoo.get_card("regular"), data="digits")
     model = zoo.build_model(card)
     model.load_state_dict(torch.load(out, weights_only=True), strict=True)
@@ -170,25 +169,27 @@ def test_kill_then_resume_continues(tmp_path):
     last.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "honestbench", "train", "pgd-at", "--data", "digits", "--epochs", "6",
            "--out", str(tmp_path / "m.pt")]
-    p = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    t0 = time.time()
-    while not last.is_file() and time.time() - t0 < 300:
-        time.sleep(0.5)
-    os.kill(p.pid, signal.SIGKILL)
-    p.wait()
+    # killed right after its first epoch checkpoint (tests/pausing.py): it can never finish first
+    ready = tmp_path / "paused"
+    program = "import runpy, sys; sys.argv[0] = 'bench'; runpy.run_module('honestbench', run_name='__main__')"
+    p = start_paused(program, cmd[3:], str(last), 1, ready, cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                     stderr=subprocess.STDOUT, text=True)
+    signal_when_paused(p, ready, signal.SIGKILL)
     saved = torch.load(last, weights_only=True)["epoch"]
-    assert 1 <= saved < 6
-    r = subprocess.run(cmd + ["--resume"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert saved == 1
+    r = subprocess.run(cmd + ["--resume"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert f"after epoch {saved}/6" in r.stdout
     assert torch.load(last, weights_only=True)["epoch"] == 6
 
 
-def test_fit_minutes_shortens_the_schedule(tmp_path):
+def test_fit_minutes_shortens_the_schedule(tmp_path, monkeypatch):
     card = digits_card("regular", tmp_path)
+    # 1 s per epoch, whatever the machine: 0.1 min fits 6 epochs (the re-fits after each epoch only shorten it)
+    monkeypatch.setattr(Trainer, "estimate_epoch_s", lambda self: 1.0)
     res = train(card, epochs=500, fit_minutes=0.1, max_batches=2, batch_size=32, device="cpu", progress=False,
                 runs_dir=tmp_path, log=lambda m: None)
-    assert res.epochs < 500 and res.epochs_done == res.epochs or not res.finished
+    assert res.epochs <= 6 and (res.epochs_done == res.epochs or not res.finished)
 
 
 # ------------------------------------------------------------------ device flags (issue 17), exercised on CPU

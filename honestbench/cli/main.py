@@ -13,6 +13,8 @@ import os
 import sys
 
 from honestbench.cli import check, crosscheck, listing, report, run, speed, train
+from honestbench.cli.args import check as check_flags
+from honestbench.cli.args import install as install_types
 from honestbench.core import __version__
 from honestbench.core.datawords import DATA_CHOICES
 from honestbench.core.errors import BenchError
@@ -39,17 +41,6 @@ def _add_data_flags(p: argparse.ArgumentParser) -> None:
 #: honestbench.engine.stochastic.R_DEFAULT, written here so that `bench --help` does not import torch (a test keeps
 #: them equal)
 PASSES_DEFAULT = 10
-
-
-def _passes(text: str) -> int:
-    """``--passes R``: a whole number >= 1 (argparse turns the ValueError into a one-line usage error)."""
-    try:
-        r = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
-    if r < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {r}")
-    return r
 
 
 def _add_sort_flag(p: argparse.ArgumentParser) -> None:
@@ -82,7 +73,7 @@ def _add_run_parser(sub) -> None:
     p.add_argument("--full-matrix", action="store_true", help="attack every clean-correct sample with every attack")
     p.add_argument("--diagnose", action="store_true", help="run the gradient-masking diagnostics")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--passes", type=_passes, default=None, metavar="R",
+    p.add_argument("--passes", type=int, default=None, metavar="R",
                    help="stochastic models: also classify each clean and adversarial image in R further seeded "
                         f"passes (the mean-over-R accuracy and its spread; >= 1; default {PASSES_DEFAULT}); "
                         "deterministic models take none")
@@ -161,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default=None, help="restrict to these models")
     p.add_argument("--device", default="cpu")
     p.set_defaults(handler=check.main)
+    install_types(ap)  # every number and list flag's limits (honestbench/cli/args.py)
     return ap
 
 
@@ -239,7 +231,9 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bench`` console script. Exit status: 0 ok, 1 ``bench check`` found a drift, 2 bad
     input or a run error (one line on stderr; ``BENCH_DEBUG=1`` re-raises for the traceback), 130 interrupted."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_flags(args, parser)
     _split_data_flag(args)
     say = f"bench {args.command}: "
     try:

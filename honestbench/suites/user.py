@@ -21,28 +21,14 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-from fractions import Fraction
 from pathlib import Path
 
 from honestbench.core.errors import BenchError
+from honestbench.core.numbers import parse_number
 from honestbench.suites.base import Entry, ModelPolicy, Suite
 from honestbench.suites.builtin import DEFAULT_SUITE, check_suite, get_suite, suite_names
 
 THREAT_MODELS = {"linf": "linf", "l-inf": "linf", "l2": "l2"}
-
-
-def parse_number(text: str | float | int, what: str = "eps") -> float:
-    """``"8/255"``, ``"0.5"`` or a number -> float >= 0; one-line :class:`BenchError` otherwise."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        value = float(text)
-    else:
-        try:
-            value = float(Fraction(str(text).strip()))
-        except (ValueError, ZeroDivisionError):
-            raise BenchError(f"{what} {text!r}: expected a number or a fraction such as 8/255") from None
-    if not value >= 0:
-        raise BenchError(f"{what} {text!r}: must be >= 0")
-    return value
 
 
 def _norm_of(entry: Entry) -> str:
