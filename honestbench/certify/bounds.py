@@ -109,27 +109,27 @@ def propagate(graph: Graph, box: Interval, refine: bool = False) -> tuple[list[I
 
 
 def _refine(graph: Graph, i: int, bounds: list, shapes: list) -> Interval:
-    """CROWN bounds of node ``i``'s unstable neurons (the stable ones keep their interval bounds)."""
+    """CROWN bounds of node ``i``'s unstable neurons (the stable ones keep their interval bounds). Each
+    (image, unstable neuron) pair is one row of the backward pass, so images with few unstable neurons cost
+    little; rows are processed in chunks of at most :data:`CHUNK_FLOATS` coefficients."""
     lo, up = bounds[i]
     bsz = lo.shape[0]
-    lo_f, up_f = lo.reshape(bsz, -1), up.reshape(bsz, -1)
-    unstable = (lo_f < 0) & (up_f > 0)
-    k = int(unstable.sum(1).max()) if bsz else 0
-    if k == 0:
+    lo_f, up_f = lo.reshape(bsz, -1).clone(), up.reshape(bsz, -1).clone()
+    img, neu = ((lo_f < 0) & (up_f > 0)).nonzero(as_tuple=True)
+    if len(img) == 0:
         return lo, up
-    idx = torch.argsort(unstable.to(torch.int8), dim=1, descending=True, stable=True)[:, :k]
+    needed = {0} | {graph.nodes[r].inputs[0] for r in range(i) if isinstance(graph.nodes[r].op, ops.ReLU)}
     biggest = max(max(int(torch.tensor(s).prod()) for s in shapes[:i + 1]), 1)
-    step = max(1, CHUNK_FLOATS // (bsz * 2 * biggest))
-    for c in range(0, k, step):
-        ic = idx[:, c:c + step]
-        kc = ic.shape[1]
-        valid = unstable.gather(1, ic)
-        a = lo_f.new_zeros(bsz, kc, lo_f.shape[1]).scatter(2, ic.unsqueeze(-1), 1.0)
-        a = torch.cat([a, -a], 1)
-        lb = lower_bound(graph, i, a.reshape(bsz, 2 * kc, *shapes[i]), bounds, shapes, relax=True)
-        cur_l, cur_u = lo_f.gather(1, ic), up_f.gather(1, ic)
-        lo_f = lo_f.scatter(1, ic, torch.where(valid, torch.maximum(cur_l, lb[:, :kc]), cur_l))
-        up_f = up_f.scatter(1, ic, torch.where(valid, torch.minimum(cur_u, -lb[:, kc:]), cur_u))
+    step = max(1, CHUNK_FLOATS // (2 * biggest))
+    for c in range(0, len(img), step):
+        ic, nc = img[c:c + step], neu[c:c + step]
+        rows = torch.arange(len(ic), device=lo.device)
+        a = lo_f.new_zeros(len(ic), 2, lo_f.shape[1])
+        a[rows, 0, nc], a[rows, 1, nc] = 1.0, -1.0
+        sub = [(b[0][ic], b[1][ic]) if j in needed else None for j, b in enumerate(bounds[:i + 1])]
+        lb = lower_bound(graph, i, a.reshape(len(ic), 2, *shapes[i]), sub, shapes, relax=True)
+        lo_f[ic, nc] = torch.maximum(lo_f[ic, nc], lb[:, 0])
+        up_f[ic, nc] = torch.minimum(up_f[ic, nc], -lb[:, 1])
     return lo_f.reshape(lo.shape), up_f.reshape(up.shape)
 
 
