@@ -114,12 +114,12 @@ def _linear_row(enc: _Encoding, blocks: dict[int, np.ndarray], k: int) -> tuple[
     return idx, val
 
 
-def _build(enc: _Encoding, bounds: list, x_box: tuple[np.ndarray, np.ndarray], y: int, time_limit: float):
+def _build(enc: _Encoding, bounds: list, x_box: tuple[np.ndarray, np.ndarray], y: int, options: dict | None):
     import highspy
 
     h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", 1)
+    for k, v in {"output_flag": False, "threads": 1, **(options or {})}.items():
+        h.setOptionValue(k, v)
     n_var = sum(enc.sizes.values())
     lo, up = np.zeros(n_var), np.zeros(n_var)
     lo[:enc.sizes[0]], up[:enc.sizes[0]] = x_box
@@ -167,9 +167,10 @@ def _in_ball(p: np.ndarray, x: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 def verify(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, time_limit: float = 10.0,
-           tol: float = 1e-6, margin_slack: float = 1e-4, log=None) -> list[Verdict]:
+           tol: float = 1e-6, margin_slack: float = 1e-4, options: dict | None = None, log=None) -> list[Verdict]:
     """Exact verification of ``model`` (plain ReLU network) on images ``x`` (N, C, H, W, pixels in [0, 1]),
-    labels ``y``, L-inf budget ``eps``; ``time_limit`` seconds per image (bounds, encoding and solves)."""
+    labels ``y``, L-inf budget ``eps``; ``time_limit`` seconds per image (bounds, encoding and solves);
+    ``options``: HiGHS options (e.g. ``{"output_flag": True}`` for the solver's log)."""
     try:
         import highspy
     except ImportError:
@@ -197,7 +198,7 @@ def verify(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, time_
             out.append(Verdict("robust", time.perf_counter() - t0))
             continue
         box = tuple(b.reshape(-1).numpy() for b in input_box(xi.double(), eps))
-        h, first, bm, n_bin = _build(enc, bounds, box, yi, time_limit)
+        h, first, bm, n_bin = _build(enc, bounds, box, yi, options)
         verdict = Verdict("robust", 0.0, binaries=n_bin)
         for j in targets:
             for bound in (tol, -margin_slack):
