@@ -14,6 +14,7 @@ LAYERS: tuple[str, ...] = (
     "nets",         # backbones, defence layers, fast inference forms
     "zoo",          # model cards -> built, checkpoint-loaded models
     "attacks",      # the attack kernels and their registry
+    "certify",      # certified bounds (IBP, CROWN) and exact verification (MILP) of small ReLU networks
     "suites",       # attack suites as data, per-model policy
     "results",      # the robustness matrix, cell files, records (torch-free)
     "engine",       # cells, columns, the early-exit cascade, runner, shards (one process = a world of size 1)

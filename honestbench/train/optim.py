@@ -14,13 +14,16 @@ NO_DECAY = ("a", "temp", "conc1", "conc0", "t_pi")  # parameter names exempt fro
 
 
 def make_optimizer(model: nn.Module, r: Recipe, lr: float | None = None) -> torch.optim.Optimizer:
-    """SGD over ``model``'s trainable parameters at ``lr`` (default the recipe's)."""
+    """SGD (or Adam: ``optimizer = "adam"``) over ``model``'s trainable parameters at ``lr`` (default: the
+    recipe's)."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         (no_decay if name.rsplit(".", 1)[-1] in NO_DECAY else decay).append(p)
     groups = [{"params": decay, "weight_decay": r.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if r.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=r.lr if lr is None else lr)
     return torch.optim.SGD(groups, lr=r.lr if lr is None else lr, momentum=r.momentum,
                            nesterov=r.nesterov and r.momentum > 0)
 

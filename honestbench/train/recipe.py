@@ -12,7 +12,7 @@ from honestbench.core.budgets import EPS_LINF
 from honestbench.core.errors import ModelCardError
 from honestbench.zoo import Card
 
-RECIPES = ("natural", "adversarial")
+RECIPES = ("natural", "adversarial", "certified")
 
 
 def parse_number(v: object) -> float:
@@ -46,6 +46,13 @@ class Recipe:
     attacks: dict = field(default_factory=dict)  # per-attack parameters for create_attack
     amp: bool = True  # bf16 autocast on CUDA (unless the trainer's flag says otherwise)
     grad_clip: float = 0.0
+    optimizer: str = "sgd"  # sgd | adam
+    # the certified recipe (honestbench.train.certified): bound, budget ramp and loss mix, in epochs
+    bound: str = "ibp"  # ibp | crown-ibp
+    warmup_epochs: float = 1.0
+    ramp_epochs: float = 10.0
+    kappa_end: float = 0.5
+    eps_train_scale: float = 1.0
 
     @classmethod
     def from_card(cls, card: Card) -> Recipe:
@@ -61,6 +68,10 @@ class Recipe:
         if r.kind == "adversarial" and (not r.pool or r.clean_slots >= r.slots):
             raise ModelCardError(
                 f"model card {card.name!r}: adversarial recipe needs a pool and clean_slots < slots")
+        if r.kind == "certified" and r.bound not in ("ibp", "crown-ibp"):
+            raise ModelCardError(f"model card {card.name!r}: certified recipe bound must be ibp or crown-ibp")
+        if r.optimizer not in ("sgd", "adam"):
+            raise ModelCardError(f"model card {card.name!r}: optimizer must be sgd or adam")
         if r.schedule not in ("onecycle", "cosine"):
             raise ModelCardError(f"model card {card.name!r}: schedule must be onecycle or cosine")
         return r

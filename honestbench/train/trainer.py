@@ -29,6 +29,7 @@ from honestbench.core.threads import resolve_device
 from honestbench.data import load_train
 from honestbench.nets.layers.elbo import model_kl
 from honestbench.train.augment import augment
+from honestbench.train.certified import CertifiedLoss
 from honestbench.train.optim import make_optimizer, make_scheduler
 from honestbench.train.recipe import MixedSchedule, Recipe, scaled_lr, training_attacks
 from honestbench.zoo import Card, build_model
@@ -75,6 +76,7 @@ class Trainer:
         self.schedule = (MixedSchedule(r.pool, r.slots, r.clean_slots, self.seed) if r.kind == "adversarial"
                          else MixedSchedule([], 1, 1))
         self.attacks = training_attacks(r) if r.kind == "adversarial" else {}
+        self.certified = CertifiedLoss(self.model, r, self.steps_per_epoch) if r.kind == "certified" else None
         self.attack_gen = torch.Generator(device=self.device).manual_seed(self.seed + 104729)
         self.epoch, self.elapsed, self.history = 0, 0.0, []
 
@@ -122,7 +124,10 @@ class Trainer:
         self.model.train()
         with self.autocast():
             logits = self.model(xb)
-            loss = F.cross_entropy(logits.float(), yb, label_smoothing=self.recipe.label_smoothing)
+            if self.certified is not None:
+                loss = self.certified(logits, xb, yb, self.sched.last_epoch)
+            else:
+                loss = F.cross_entropy(logits.float(), yb, label_smoothing=self.recipe.label_smoothing)
             if self.recipe.elbo:
                 loss = loss + model_kl(self.model) / self.n_train
         self.opt.zero_grad(set_to_none=True)
