@@ -151,12 +151,19 @@ def _tr(row: Row, cells: str) -> str:
     return f'<tr{cls} data-model="{html.escape(row.model)}">{cells}</tr>'
 
 
-def board_table(rows: list[Row], roles: dict[str, str], sort_key: str | None) -> str:
+def _column_note(df, label: str, header: str) -> str:
+    """The small line under a column's header: its label when the header differs, and its budget."""
+    r = df[df["attack"] == label].iloc[0]
+    budget = "per sample" if r["kernel"] == "aggregate" else _eps_text(r["eps"], r["norm"])
+    return budget if label == header else f"{label}, {budget}"
+
+
+def board_table(df, rows: list[Row], roles: dict[str, str], sort_key: str | None) -> str:
     """The first table: rank, model, clean, worst case, the optional role columns and the flags."""
     heads = [_th("rank", "Rank", "by worst case", first="ascending"),
              _th("model", "Model", "paper · venue", "ascending", False), _th("clean", "Clean"),
              _th("worst", "Worst case", "every attack, per image [95 % CI]")]
-    heads += [_th(key, text, html.escape(roles[key])) for key, text, _ in ROLES if key in roles]
+    heads += [_th(key, text, html.escape(_column_note(df, roles[key], text))) for key, text, _ in ROLES if key in roles]
     heads.append(_th("flags", "Flags", "click for what they mean", num=False))
     if sort_key:  # the order the rows come in
         way = "ascending" if sort_key in ("rank", "model") else "descending"
@@ -177,9 +184,7 @@ def matrix_table(df, rows: list[Row]) -> str:
     cols = _columns(df)
     heads = [_th("model", "Model", first="ascending", num=False)]
     for c in cols:
-        r = df[df["attack"] == c].iloc[0]
-        sub = "" if c in ("clean", WORST) else _eps_text(r["eps"], r["norm"]) if r["kernel"] != "aggregate" else \
-            "per sample"
+        sub = "" if c in ("clean", WORST) else _column_note(df, c, c)
         heads.append(_th(c, "clean" if c == "clean" else "worst case" if c == WORST else c, html.escape(sub)))
     body = [_tr(r, f'<td data-v="{html.escape(r.model.lower())}"><a href="#{anchor("model", r.model)}">'
                    f"{html.escape(r.model)}</a></td>" + "".join(acc_cell(r.by.get(c)) for c in cols)) for r in rows]
@@ -192,7 +197,7 @@ def verdict(rows: list[Row], run: dict) -> str:
     are flagged."""
     ranked = sorted((r for r in rows if r.rank), key=lambda r: r.rank or 0)
     n = next((int(r["n"]) for row in rows for r in row.by.values()), run.get("n"))
-    where = f"of {n} {html.escape(str(run.get('dataset')))} images"
+    where = f"of {n:,} {html.escape(str(run.get('dataset')))} images"
     if not ranked:
         return f'<p class="verdict">No worst case in these records ({n} images).</p>'
     top = [r for r in ranked if r.rank == 1]
@@ -248,11 +253,11 @@ def board_html(out: Path, df, run: dict, markdown: str, sort: str | None, diagno
     key = "rank" if not sort else "model" if sort == "model" else "worst" if sort == WORST else \
         next((k for k, v in roles.items() if v == sort), "clean" if sort == "clean" else None)
     intro, sections = _sections(markdown)
-    title = f"Leaderboard: suite {run.get('suite')} on {run.get('dataset')} ({run.get('n')} images)"
+    title = f"Leaderboard: suite {run.get('suite')} on {run.get('dataset')} ({int(run.get('n') or 0):,} images)"
     parts = [f"<h1>{html.escape(title)}</h1>",
              '<nav><a href="#board">Board</a><a href="#per-attack">Per attack</a><a href="#flags">Flags</a>'
              '<a href="#models">Models</a><a href="#about">How it was measured</a><a href="#tables">More tables</a>'
-             "</nav>", verdict(rows, run), board_table(rows, roles, key),
+             "</nav>", verdict(rows, run), board_table(df, rows, roles, key),
              '<section id="per-attack"><h2>Per attack</h2><p>Accuracy in % of the evaluated images (95 % Wilson '
              "interval below). An image counts as robust only if it is classified correctly both clean and under "
              "the attack; worst case: robust to every attack of the suite, per image.</p>", matrix_table(df, rows)]

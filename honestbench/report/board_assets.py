@@ -28,7 +28,8 @@ th button::after{content:" \\2195";color:#9aa0a6}th[aria-sort=descending] button
 th[aria-sort=ascending] button::after{content:" \\2191";color:inherit}
 .flag{display:inline-block;background:#fde0c2;color:#7a3300;border-radius:3px;padding:0 5px;margin:1px 3px 1px 0;
 font-size:.85em;text-decoration:none}.none{color:#188038}
-table.matrix{table-layout:fixed;font-size:.87em}table.matrix th:first-child{width:15em}
+table.matrix{table-layout:fixed;font-size:.87em}table.matrix th:first-child{width:11em}
+table.matrix th{white-space:normal;overflow-wrap:anywhere;font-size:.86em;padding:5px 4px}
 table.matrix th,table.matrix td:first-child{overflow-wrap:anywhere}
 .wide{overflow-x:auto}.wide table{width:auto;font-size:.87em}
 details.model{border:1px solid var(--line);border-radius:6px;margin:.4em 0;padding:.3em .8em}

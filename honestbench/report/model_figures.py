@@ -1,6 +1,6 @@
 """The per-model figures of the HTML board (PNG, matplotlib Agg), drawn from saved records and matrices only.
 
-* :func:`bars_figure`: one bar per column of the model's leaderboard row (clean, each attack, each aggregate,
+* :func:`bars_figure`: one horizontal bar per column of the model's leaderboard row (clean, each attack, each aggregate,
   the worst case), accuracy in % of the evaluated images with its 95 % Wilson interval as an error bar; a column
   known only within bounds (early exit) is a hollow, hatched bar at its upper bound. It is the summary figure of a
   suite with one budget per attack (the accuracy-against-eps curve of :func:`honestbench.report.figures.eps_figure`
@@ -43,30 +43,31 @@ def bars_figure(df, model: str, path: Path) -> Path | None:
     if not cols:
         return None
     n = int(rows[cols[0]]["n"])
-    fig, ax = plt.subplots(figsize=(max(4.6, 0.62 * len(cols) + 1.6), 3.1))
-    for x, label in enumerate(cols):
+    fig, ax = plt.subplots(figsize=(4.8, 0.3 * len(cols) + 1.1))
+    for y, label in enumerate(cols):
         r = rows[label]
         acc = 100 * float(r["accuracy"])
         colour = COLOURS[_role(label, str(r["kernel"]))]
         exact = bool(r["exact"])
-        ax.bar(x, acc, width=0.7, color=colour if exact else "none", edgecolor=colour, hatch=None if exact else "//")
+        ax.barh(y, acc, height=0.7, color=colour if exact else "none", edgecolor=colour,
+                hatch=None if exact else "//")
         lo, hi = r.get("ci_lo"), r.get("ci_hi")
-        top = acc
+        end = acc
         if exact and lo is not None and lo == lo:
-            ax.errorbar(x, acc, yerr=[[acc - 100 * lo], [100 * hi - acc]], color="k", capsize=3, lw=1)
-            top = 100 * hi
-        ax.text(x, min(top + 2, 104), f"{'<= ' if not exact else ''}{acc:.1f}", ha="center", va="bottom",
-                fontsize=8)
-    ax.set_xticks(range(len(cols)), ["clean" if c == "clean" else "worst case" if c == WORST else c for c in cols],
-                  rotation=30 if len(cols) > 5 else 0, ha="right" if len(cols) > 5 else "center", fontsize=9)
-    ax.set_ylim(0, 112)
-    ax.set_yticks(range(0, 101, 20))
-    ax.tick_params(axis="y", labelsize=9)
-    ax.set_ylabel(f"accuracy (% of {n} images)", fontsize=9)
-    ax.grid(axis="y", alpha=0.3)
+            ax.errorbar(acc, y, xerr=[[acc - 100 * lo], [100 * hi - acc]], color="k", capsize=2.5, lw=1)
+            end = 100 * hi
+        ax.text(end + 1.5, y, f"{'<= ' if not exact else ''}{acc:.1f}", va="center", fontsize=8)
+    ax.set_yticks(range(len(cols)), ["clean" if c == "clean" else "worst case" if c == WORST else c for c in cols],
+                  fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 112)
+    ax.set_xticks(range(0, 101, 20))
+    ax.tick_params(axis="x", labelsize=9)
+    ax.set_xlabel(f"accuracy (% of {n:,} images)", fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
     ax.set_axisbelow(True)
     bounded = "; hatched: upper bound (early exit)" if not all(bool(rows[c]["exact"]) for c in cols) else ""
-    ax.set_title(f"{model}: error bars 95 % Wilson{bounded}", fontsize=9)
+    ax.set_title(f"{model}: accuracy per column; error bars: 95 % Wilson{bounded}", fontsize=9)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     fig.tight_layout()
