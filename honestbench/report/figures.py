@@ -213,7 +213,7 @@ def eps_figure(df, path: Path) -> tuple[Path | None, str]:
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=8)
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     hollow = "; hollow: upper bound (early exit)" if not attacks["exact"].all() else ""
     fig.suptitle(f"robust accuracy against eps on {n_images} images (eps = 0: clean accuracy; bands: 95 % "
                  f"Wilson intervals{hollow})", fontsize=9)
