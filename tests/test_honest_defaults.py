@@ -154,15 +154,16 @@ class _Tables(HTMLParser):
 def test_html_page_holds_the_tables_and_figures(honest_run):
     page = _Tables()
     page.feed((honest_run / "leaderboard.html").read_text())
-    t1 = page.tables[0]
-    assert t1[0][0] == "Model" and t1[0][-2:] == ["Worst case", "Warnings"]
-    rows = {r[0]: r for r in t1[1:]}
-    assert set(rows) == {"masked (stochastic)", "plain"}
-    assert "adaptive-stronger" in rows["masked (stochastic)"][-1] and rows["plain"][-1] == "none"
+    board, matrix = page.tables[0], page.tables[1]  # the board (verdict columns), then every column
+    assert board[0][0].startswith("Rank") and board[0][-1].startswith("Flags")
+    rows = {r[1].split()[0]: r for r in board[1:]}
+    assert set(rows) == {"masked", "plain"} and "(stochastic)" in rows["masked"][1]
+    assert "adaptive-stronger" in rows["masked"][-1] and rows["plain"][-1] == "none"
     md_row = next(line for line in (honest_run / "leaderboard.md").read_text().splitlines()
                   if line.startswith("| plain"))
-    assert [c.strip() for c in md_row.strip("|").split("|")] == rows["plain"]
-    assert "figures/accuracy_vs_eps.png" in page.imgs
+    md_acc = [c.strip().split()[0] for c in md_row.strip("|").split("|")[1:-1]]
+    assert [c[:len(a)] for c, a in zip(next(r for r in matrix if r[0] == "plain")[1:], md_acc, strict=True)] == md_acc
+    assert "figures/examples_plain.png" in page.imgs and "figures/bars_plain.png" in page.imgs
     assert all((honest_run / src).is_file() for src in page.imgs)
 
 

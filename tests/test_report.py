@@ -1,9 +1,13 @@
-"""`bench report`: leaderboard tables and figures redrawn from records alone (no attack, no model)."""
+"""`bench report`: leaderboard tables, the HTML board and figures redrawn from records alone (no attack, no model);
+the board in a browser is tests/test_board_browser.py."""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 
+import pandas as pd
 import pytest
 
 from honestbench import report
@@ -75,7 +79,9 @@ def test_table2_is_intersection_not_sum(runs):
 def test_figures_are_pngs(runs):
     figs = runs["seed-table1"] / "figures"
     names = sorted(p.name for p in figs.iterdir())
-    assert names == ["accuracy_vs_eps.png", "confidence.png", "examples_tiny-2ep.png", "examples_tiny.png"]
+    # one budget per attack: per-model bars, no accuracy-against-eps curve
+    assert names == ["bars_tiny-2ep.png", "bars_tiny.png", "confidence.png", "confidence_tiny-2ep.png",
+                     "confidence_tiny.png", "examples_tiny-2ep.png", "examples_tiny.png"]
     for p in figs.iterdir():
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 2000
 
@@ -98,7 +104,42 @@ def test_report_redraws_without_running_anything(runs, monkeypatch, tmp_path):
     monkeypatch.setattr(engine, "evaluate", forbidden)
     monkeypatch.setattr(runner, "evaluate", forbidden)
     monkeypatch.setattr(zoo, "load_card_model", forbidden)
+    board = (src / "leaderboard.html").read_text().replace(str(src), str(out))
+    (out / "leaderboard.html").unlink()
     assert main(["report", str(out)]) == 0
     assert (out / "leaderboard.md").read_text() == before
-    assert (out / "leaderboard.html").read_text().startswith("<!DOCTYPE html>")
-    assert len(list((out / "figures").glob("*.png"))) == 4
+    assert (out / "leaderboard.html").read_text() == board  # byte for byte: nothing drawn from the clock
+    assert len(list((out / "figures").glob("*.png"))) == 7
+
+
+def _add_column(records: list[dict], like: str, label: str, kernel: str, accuracy: float) -> list[dict]:
+    """``records`` with a copy of every ``like`` row as column ``label`` (kernel ``kernel``, accuracy set)."""
+    extra = [{**r, "attack": label, "kernel": kernel, "accuracy": accuracy} for r in records if r["attack"] == like]
+    return records + extra
+
+
+def test_board_finds_autoattack_and_certified_columns_by_role(runs, tmp_path):
+    out = tmp_path / "roles"
+    shutil.copytree(runs["seed-table1"], out)
+    data = json.loads((out / "records.json").read_text())
+    data["records"] = _add_column(_add_column(data["records"], "PGD", "AutoAttack", "autoattack", 0.25),
+                                  "PGD", "certified", "crown", 0.125)
+    (out / "records.json").write_text(json.dumps(data))
+    report.write_report(out)
+    page = (out / "leaderboard.html").read_text()
+    head = page.split('<table id="board"')[1].split("</thead>")[0]
+    assert re.findall(r'data-key="([^"]+)"', head) == ["rank", "model", "clean", "worst", "autoattack", "certified",
+                                                       "flags"]
+    row = page.split('<table id="board"')[1].split("</table>")[0].split("<tbody>")[1].split("</tr>")[0]
+    assert row.count('data-v="25.000000"') == 1 and row.count('data-v="12.500000"') == 1
+
+
+def test_eps_curve_only_for_several_budgets_of_one_attack(runs, tmp_path):
+    from honestbench.report import figures
+
+    df = report.load(runs["seed-table1"])
+    assert figures.eps_figure(df, tmp_path / "one.png")[0] is None
+    pgd = df[df["attack"] == "PGD"].copy()
+    pgd["attack"], pgd["eps_effective"] = "PGD@16", 2 * pgd["eps_effective"]
+    path, _ = figures.eps_figure(pd.concat([df, pgd], ignore_index=True), tmp_path / "sweep.png")
+    assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -5,7 +5,9 @@
 * :func:`confidence_figure`: histograms of the predicted-class probability (max softmax) for all test images
   and for the correctly classified ones, one row per model (the report's Figure 3).
 * :func:`eps_figure`: robust accuracy against the (effective) budget for each model with its 95 % Wilson band,
-  one panel per attack kernel, from whatever budgets the records hold (clean accuracy is the point at eps = 0).
+  one panel per attack kernel that the records hold at several budgets (``eps-sweep``; clean accuracy is the
+  point at eps = 0). A suite with one budget per attack gets no curve (two points say nothing the table does
+  not): its per-model bar charts are :mod:`honestbench.report.model_figures`.
 """
 
 from __future__ import annotations
@@ -164,12 +166,15 @@ def _eps_axis(ax, budgets: list[float], norm: str) -> None:
 
 
 def eps_figure(df, path: Path) -> tuple[Path | None, str]:
-    """Robust accuracy against effective eps per model, one panel per attack kernel; returns the path and a
-    one-line note on where the eps values came from."""
+    """Robust accuracy against effective eps per model, one panel per attack kernel measured at two or more
+    budgets; returns the path (None when no kernel has several budgets) and a one-line note on the eps values."""
     attacks = df[(df["kernel"] != "aggregate") & (df["attack"] != "clean") & df["eps_effective"].notna()]
-    if attacks.empty:
-        return None, "no bounded attack in the records"
-    kernels = list(dict.fromkeys(attacks["kernel"]))
+    swept = attacks.groupby("kernel", sort=False)["eps_effective"].nunique()
+    kernels = [k for k in dict.fromkeys(attacks["kernel"]) if swept[k] >= 2]
+    if not kernels:
+        return None, ("one budget per attack: no accuracy-against-eps curve (for one, run `bench run --suite "
+                      "eps-sweep --out DIR` and `bench report DIR`)")
+    attacks = attacks[attacks["kernel"].isin(kernels)]
     fig, axes = plt.subplots(1, len(kernels), figsize=(4.2 * len(kernels), 3.4), squeeze=False)
     clean_rows = df[df["attack"] == "clean"].set_index("model")
     clean, clean_lo, clean_hi = clean_rows["accuracy"], clean_rows["ci_lo"], clean_rows["ci_hi"]
@@ -208,13 +213,9 @@ def eps_figure(df, path: Path) -> tuple[Path | None, str]:
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=8)
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     hollow = "; hollow: upper bound (early exit)" if not attacks["exact"].all() else ""
     fig.suptitle(f"robust accuracy against eps on {n_images} images (eps = 0: clean accuracy; bands: 95 % "
                  f"Wilson intervals{hollow})", fontsize=9)
     fig.tight_layout()
-    sweep = max(n_eps.values()) > 2
-    note = ("budgets from the records" if sweep else
-            "only the budgets of this suite are in the records (eps = 0 is clean accuracy); for a full "
-            "curve run `bench run --suite eps-sweep --out DIR` and `bench report DIR`")
-    return _save(fig, path), note
+    return _save(fig, path), "budgets from the records; eps = 0 is clean accuracy"

@@ -1,5 +1,7 @@
-"""``leaderboard.html``: the leaderboard as one static page (tables and figures), converted from the very
-markdown :func:`honestbench.report.leaderboard.leaderboard_markdown` writes, so the two never disagree.
+"""The leaderboard's markdown as HTML: :func:`markdown_body` converts the sections of
+:func:`honestbench.report.leaderboard.leaderboard_markdown` that the board (:mod:`honestbench.report.board`)
+shows as they are (provenance, budgets, sizes, timings), so the two never disagree; :func:`markdown_to_html`
+makes a whole static page of it.
 
 The converter knows only the markdown the leaderboard uses: ``#`` / ``##`` headings, paragraphs, pipe tables
 (tabulate's ``github`` format), ``-`` and ``1.`` lists, images ``![alt](src)``, links ``[text](href)``,
@@ -67,14 +69,19 @@ def _block(lines: list[str]) -> str:
     return "<p>" + " ".join(inline(ln) for ln in lines) + "</p>"
 
 
-def markdown_to_html(text: str, title: str = "bench leaderboard") -> str:
-    """The whole static page for the leaderboard markdown ``text``."""
+def markdown_body(text: str) -> str:
+    """The leaderboard markdown ``text`` as HTML body elements (no page around them)."""
     blocks: list[list[str]] = [[]]
     for line in text.splitlines():
         if line.strip():
             blocks[-1].append(line)
         elif blocks[-1]:
             blocks.append([])
-    body = "\n".join(_block(b) for b in blocks if b)
+    return "\n".join(_block(b) for b in blocks if b)
+
+
+def markdown_to_html(text: str, title: str = "bench leaderboard") -> str:
+    """The whole static page for the leaderboard markdown ``text``."""
+    body = markdown_body(text)
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}'
             f"</title>\n<style>\n{STYLE}\n</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")

@@ -83,15 +83,22 @@ def _table1_section(df, run: dict) -> list[str]:
     return lines + _warnings_section(notes, run.get("diagnostics") or {})
 
 
-def _warnings_section(notes: list[str], diagnosed: dict) -> list[str]:
-    """The numbered warning footnotes, what their flags mean and which diagnostic checks ran."""
-    measured = {m: d for m, d in diagnosed.items() if d.get("measured") is not None}
+def checks_ran(diagnosed: dict) -> tuple[str, str]:
+    """Which diagnostics ran (from the run info's ``diagnostics``) and whether the record checks ran, as two
+    phrases for the leaderboard."""
+    measured = [m for m, d in diagnosed.items() if d.get("measured") is not None]
     checked = any(d.get("record_checks") for d in diagnosed.values())
     ran = ("diagnostics not run: `bench run --diagnose`" if not measured else
            "diagnostics ran on " + ", ".join(measured))
     records = ("The record checks (FGSM vs PGD, adaptive vs plain attack, accuracy vs eps, per-sample aggregates) "
                "ran on every model." if checked else "The record checks did not run when these records were made.")
-    diagnosed = measured
+    return ran, records
+
+
+def _warnings_section(notes: list[str], diagnosed: dict) -> list[str]:
+    """The numbered warning footnotes, what their flags mean and which diagnostic checks ran."""
+    ran, records = checks_ran(diagnosed)
+    diagnosed = {m: d for m, d in diagnosed.items() if d.get("measured") is not None}
     lines = ["Warnings: " + (f"none raised ({ran})" if not notes else f"({ran})") + ". " + records, ""]
     lines += [f"{i + 1}. {n}" for i, n in enumerate(notes)] + ([""] if notes else [])
     explained = flag_explanations(notes)

@@ -93,21 +93,28 @@ def _per_model(df) -> Iterator[tuple[str, pd.DataFrame, dict[str, dict]]]:
         yield model, g, {r["attack"]: r for r in g.to_dict("records")}
 
 
+def flag_refs(model: str, rows: list[dict], notes: list[str]) -> dict[str, list[int]]:
+    """The flags raised on ``model``'s record ``rows``: flag name -> the numbers (from 1) of its footnotes in
+    ``notes`` ('model / attack: flag text'), which it extends with the footnotes not yet there."""
+    refs: dict[str, list[int]] = {}
+    for r in rows:
+        for w in filter(None, (r.get("warnings") or "").split(";")):
+            text = f"{model} / {r['attack']}: {w.strip()}"
+            if text not in notes:
+                notes.append(text)
+            num = notes.index(text) + 1
+            if num not in refs.setdefault(flag_name(w), []):
+                refs[flag_name(w)].append(num)
+    return refs
+
+
 def table1(df) -> tuple[str, list[str]]:
     """Markdown Table 1 (rows models) and the warning footnotes it refers to."""
     cols = _columns(df)
     notes: list[str] = []
     rows = []
     for model, g, by in _per_model(df):
-        refs: dict[str, list[int]] = {}  # flag name -> footnote numbers
-        for r in g.to_dict("records"):
-            for w in filter(None, (r.get("warnings") or "").split(";")):
-                text = f"{model} / {r['attack']}: {w.strip()}"
-                if text not in notes:
-                    notes.append(text)
-                num = notes.index(text) + 1
-                if num not in refs.setdefault(flag_name(w), []):
-                    refs[flag_name(w)].append(num)
+        refs = flag_refs(model, g.to_dict("records"), notes)
         stoch = " (stochastic)" if g["stochastic"].any() else ""
         flags = "; ".join(f"{name} [{', '.join(map(str, nums))}]" for name, nums in refs.items()) or "none"
         rows.append([model + stoch, *_cells(by, cols, _pct_ci), flags])
