@@ -17,6 +17,7 @@ def main(args: argparse.Namespace) -> int:
     # imported here: keeps `bench --help` from loading torch
     from honestbench.core.io import write_json_atomic
     from honestbench.core.threads import resolve_device
+    from honestbench.devtools.optional import import_art
     from honestbench.devtools.speed import ARCHS, PRECISIONS, SpeedOptions, headline_text, parse_words, run_speed
 
     archs = parse_words(getattr(args, "archs", None), tuple(ARCHS), "--archs")
@@ -27,6 +28,8 @@ def main(args: argparse.Namespace) -> int:
         n=getattr(args, "n", None), seed=getattr(args, "seed", 0), art=not getattr(args, "no_art", False),
         archs=archs, precisions=precisions, precision_model=getattr(args, "precision_model", None) or "pgd-at",
     )
+    if opts.art:
+        import_art()  # ART missing: one line naming the extra (or --no-art), before any timing
     result = run_speed(opts, resolve_device(getattr(args, "device", "auto")), log=_stderr, show=print)
     print(headline_text(result))
     if getattr(args, "json_path", None):
