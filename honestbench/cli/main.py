@@ -99,61 +99,6 @@ def _add_run_parser(sub) -> None:
     p.set_defaults(handler=run.main)
 
 
-def _add_crosscheck_parser(sub) -> None:
-    """``bench crosscheck``'s flags (defaults sized to finish in minutes on 2 CPU cores; ``--full`` for the rest)."""
-    p = sub.add_parser(
-        "crosscheck", help="compare our kernels with torchattacks (and ART) on one model",
-        description="Compare our attack kernels with torchattacks (and ART with --art) on one model and the same "
-                    "images. Default: the FGSM, PGD, noise and EOT rows (EOT rows at 2 passes instead of the "
-                    "registered 20), torchattacks only, 2 paired seeds per randomised row, --n 128: a few "
-                    "minutes on 2 CPU cores for a small CNN (zoo 'regular'). The expensive references run when "
-                    "asked: --art (ART, and the cw-l2 row it checks), --seeds N, --attacks all (the registered "
-                    "defaults), or --full for all of them.")
-    p.add_argument("--model", default="tiny-digits",
-                   help="the model, as bench run takes it: a zoo name, a card file (./cards/mine.toml), "
-                        "[NAME=]FILE.py:builder[@weights.pt], pkg.module:builder[@weights.pt], a TorchScript .pt or "
-                        "torch.export .pt2 file; or tiny-digits (trained on the fly; the default)")
-    p.add_argument("--attacks", default="default",
-                   help="default (every row but cw-l2, which only ART checks, EOT rows at 2 passes; with --art also "
-                        "cw-l2), all (every row at the registered defaults), or "
-                        "comma-separated names, each with :key=value parameters (pgd-linf:eps=0.1:steps=20)")
-    p.add_argument("--json", dest="json_path", default=None, help="write the comparison to this JSON file")
-    p.add_argument("--seeds", type=int, default=None,
-                   help="paired seeds per randomised row (random start, noise, stochastic model; default 2, "
-                        "8 with --full)")
-    p.add_argument("--art", action="store_true",
-                   help="also compare with ART (pip install 'honestbench[crosscheck]'), including its CW-L2: slow "
-                        "(ART's CW takes minutes)")
-    p.add_argument("--full", action="store_true",
-                   help="the complete check: --attacks all, --art and 8 seeds (tens of minutes on 2 cores)")
-    p.add_argument("--no-art", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
-    p.add_argument("--normalize", default=None, metavar="STATS",
-                   help="put (x - mean) / std in front of --model, as in bench run: cifar10, digits, 255 or "
-                        "M,M,M/S,S,S")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    _add_data_flags(p)
-    p.set_defaults(handler=crosscheck.main, n=128)
-
-
-def _add_speed_parser(sub) -> None:
-    """``bench speed``'s flags."""
-    p = sub.add_parser("speed", help="time our kernels against torchattacks, ART and the hardware limit")
-    p.add_argument("--json", dest="json_path", default=None, help="write the timings to this JSON file")
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--repeats", type=int, default=3, help="timed repetitions (median is reported)")
-    p.add_argument("--quick", action="store_true", help="small CNN only (skip WRN and suite timings)")
-    p.add_argument("--archs", default=None,
-                   help="pgd-cost sections to run, comma-separated: small, wrn-34-1, wrn-34-10 (default: small and, "
-                        "unless --quick, wrn-34-1; wrn-34-10 is for a GPU)")
-    p.add_argument("--precision", default="fp32",
-                   help="fp32, bf16 or fp32,bf16: each pgd-cost section once per precision (bf16 autocast); with "
-                        "both, robust accuracy of --precision-model under each against the 0.5 pp bar")
-    p.add_argument("--precision-model", default="pgd-at", help="trained zoo model of the precision check")
-    p.add_argument("--no-art", action="store_true", help="do not time ART's PGD")
-    _add_data_flags(p)
-    p.set_defaults(handler=speed.main)
-
-
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="bench", description=__doc__.splitlines()[0])
     ap.add_argument("--version", action="version", version=f"bench {__version__}")
@@ -166,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'pgd*'")
     p.set_defaults(handler=listing.main)
 
-    _add_crosscheck_parser(sub)
-    _add_speed_parser(sub)
+    crosscheck.add_parser(sub, _add_data_flags)
+    speed.add_parser(sub, _add_data_flags)
 
     p = sub.add_parser("train", help="train a model card's checkpoint (resumable)")
     p.add_argument("name", help="model card name (see `bench list models`)")
