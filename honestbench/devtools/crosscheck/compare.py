@@ -14,7 +14,8 @@ units). Tolerances by the attack's :class:`~honestbench.devtools.crosscheck.refe
   wrong when the logits of the other classes are negative, and the note counts the affected samples);
 * ``noise``: no reference; judged against the run's PGD L-inf rows by the driver.
 
-A reference left out on purpose (``--no-art``) is skipped, not failed; a row no run reference checks gets ``n/a``.
+A reference left out on purpose (ART unless ``--art``) is skipped, not failed; a row no run reference checks
+gets ``n/a``.
 """
 
 from __future__ import annotations

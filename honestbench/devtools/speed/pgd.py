@@ -8,8 +8,10 @@ Figures (seconds per call; ratios are unitless):
   (c) ``torchattacks`` PGD; (d) ``art`` ProjectedGradientDescent, the same settings;
   ``step_ops``: our 10 step updates (sign, step, projection, clip) alone, a low-noise bound on the kernel's
   overhead over the limit.
-They run on the same model with frozen parameters, interleaved repeat by repeat (so background load hits every
-method alike), after one warm-up run; medians and the fastest repeats (``*_min``) are both kept. Untrained
+They run on the same model with frozen parameters, interleaved repeat by repeat and rotated (so background load
+hits every method alike), after one warm-up run; the ratios come three ways, side by side: of the median wall
+times, of the fastest repeats (``*_min``) and of the median CPU seconds of this process per call (``*_cpu``: the
+work done, which time slices lost to other processes on a shared machine do not inflate). Untrained
 weights (seeded): the cost of a pass does not depend on them; the early-stop figure does (an untrained model is
 fooled fast), so it is reported, not used in a ratio.
 
