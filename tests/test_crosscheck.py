@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 from types import SimpleNamespace
 from typing import ClassVar
 
@@ -18,6 +20,7 @@ import torch
 
 from honestbench.attacks.fgsm import FGSM
 from honestbench.cli.crosscheck import main as crosscheck_command
+from honestbench.core.io import REPO_ROOT
 from honestbench.devtools.crosscheck import DEFAULT_ROWS, crosscheck, format_table
 
 FAST_ROWS = [row for row in DEFAULT_ROWS if row[1] != "cw-l2"] + [
@@ -145,3 +148,67 @@ def test_default_rows_full_cw(tiny_digits_model, digits_eval):
     x, y = digits_eval
     res = crosscheck(tiny_digits_model, x, y, attacks="all")
     assert res["all_ok"], format_table(res)
+
+
+# ----------------------------------------------------------------------------------------------- defaults, ART optional
+def _python(code: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_bench_run_does_not_import_art(tmp_path):
+    """ART is an optional extra of the developer harnesses: a user's `bench run` (and importing the harnesses)
+    never loads it."""
+    net = tmp_path / "net.py"
+    net.write_text("import torch\n\n\ndef build():\n"
+                   "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))\n")
+    argv = ["run", "--model", f"{net}:build", "--data", "digits", "--suite", "ci", "--n", "8", "--quiet",
+            "--no-report", "--out", str(tmp_path / "out")]
+    code = ("import sys\nfrom honestbench.cli.main import main\n"
+            f"rc = main({argv!r})\n"
+            "import honestbench.devtools.crosscheck, honestbench.devtools.speed\n"
+            "print('RC', rc, 'ART', sorted(m for m in sys.modules if m.split('.')[0] == 'art'))")
+    p = _python(code)
+    assert "RC 0 ART []" in p.stdout, p.stdout + p.stderr
+
+
+def test_missing_art_is_one_line_naming_the_extra():
+    code = ("import sys\nsys.modules['art'] = None\nfrom honestbench.cli.main import main\n"
+            "print('RC', main(['crosscheck', '--art', '--n', '8', '--attacks', 'fgsm', '--quiet']))")
+    p = _python(code)
+    assert "RC 2" in p.stdout, p.stdout + p.stderr
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "pip install 'honestbench[crosscheck]'" in lines[0], p.stderr
+
+
+def test_cli_defaults_are_the_fast_check():
+    """Default: torchattacks only, 2 seeds, every row but the ART-only CW, EOT rows at 2 passes; --art adds CW;
+    --full is everything at the registered defaults."""
+    from honestbench.cli.main import build_parser
+    from honestbench.devtools.crosscheck.driver import FAST_EOT, default_rows
+
+    args = build_parser().parse_args(["crosscheck"])
+    assert args.seeds is None and not args.art and not args.full and args.attacks == "default" and args.n == 128
+    fast = default_rows(("torchattacks",))
+    assert [r[1] for r in fast] == [r[1] for r in DEFAULT_ROWS if r[1] != "cw-l2"]
+    assert all(kw.get("eot") == FAST_EOT for _, name, kw in fast if name.startswith("eot-"))
+    assert [r[1] for r in default_rows(("torchattacks", "art"))] == [r[1] for r in DEFAULT_ROWS]
+    text = build_parser()._subparsers._group_actions[0].choices["crosscheck"].format_help()
+    for needle in ("torchattacks only", "2 paired seeds", "EOT rows at 2 passes", "--art", "--full",
+                   "FILE.py:builder"):
+        assert needle in " ".join(text.split()), needle
+
+
+def test_command_takes_bench_run_model_specs(tmp_path, tiny_digits_model, capsys):
+    """--model FILE.py:builder@weights.pt (as bench run): the model is the one the spec names, on --data digits."""
+    weights = tmp_path / "w.pt"
+    torch.save(tiny_digits_model.state_dict(), weights)
+    net = tmp_path / "net.py"
+    net.write_text("from honestbench.train.tiny import TinyDigitsNet\n\n\ndef build():\n    return TinyDigitsNet()\n")
+    out = tmp_path / "cc.json"
+    args = SimpleNamespace(model=f"{net}:build@{weights}", attacks="fgsm", json_path=str(out), dataset="digits",
+                           data="npz", n=32, device="cpu", seed=0, quiet=True)
+    assert crosscheck_command(args) == 0
+    data = json.loads(out.read_text())
+    assert data["dataset"] == "digits" and data["references"] == ["torchattacks"] and data["random_seeds"] == 2
+    assert data["clean_accuracy"] > 90 and data["rows"][0]["verdict"] == "ok"

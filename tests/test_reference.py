@@ -15,9 +15,9 @@ from honestbench.devtools.crosscheck import crosscheck
 PGD_01 = ("pgd-linf eps 0.1", "pgd-linf", {"eps": 0.1, "alpha": 0.025})
 
 
-def test_cli_defaults_unchanged_and_knobs_parse():
-    args = build_parser().parse_args(["crosscheck"])
-    assert args.seeds == 8 and args.no_art is False
+def test_cli_defaults_and_knobs_parse():
+    args = build_parser().parse_args(["crosscheck"])  # the fast default: 2 seeds (cli.crosscheck), no ART
+    assert args.seeds is None and args.art is False and args.full is False
     args = build_parser().parse_args(["crosscheck", "--seeds", "3", "--no-art"])
     assert args.seeds == 3 and args.no_art is True
 

@@ -263,3 +263,24 @@ def test_pgd_cost_in_bf16_says_which_library_ran_in_which_precision(tiny_digits_
     assert lib["art"].startswith("bf16 (autocast inside the model's forward") and lib["step_ops"].startswith("fp32")
     assert res["seconds_median"]["art"] > 0 and "pgd_over_limit" in res
     assert "bf16 autocast: art, limit, ours" in speed.format_pgd_cost("pgd-cost tiny bf16", res)
+
+
+# ----------------------------------------------------------------------------------------------- pgd-cost estimators
+def test_interleaving_rotates_and_records_cpu_time():
+    order: list[str] = []
+    fns = {k: (lambda k=k: order.append(k)) for k in "abc"}
+    cpu: dict[str, list[float]] = {}
+    wall = speed.time_interleaved(fns, repeats=3, device=torch.device("cpu"), warmup=0, cpu=cpu)
+    assert order == list("abc" "bca" "cab")  # each round starts at the next contender
+    assert set(wall) == set(cpu) == set("abc") and all(len(v) == 3 for v in cpu.values())
+    assert all(t >= 0 for v in cpu.values() for t in v)
+
+
+def test_pgd_cost_gives_wall_min_and_cpu_ratios_side_by_side(tiny_digits_model, digits_eval):
+    x, y = digits_eval
+    res = speed.pgd_cost(tiny_digits_model, x[:32], y[:32], repeats=1, art=False)
+    for key in ("pgd_over_limit", "pgd_over_limit_min", "pgd_over_limit_cpu", "pgd_over_torchattacks_cpu"):
+        assert res[key] > 0, key
+    assert set(res["cpu_seconds_median"]) == set(res["seconds_median"])
+    head = speed.format_pgd_cost("pgd-cost tiny", res).splitlines()[1]
+    assert "/ limit" in head and "min / limit" in head and "CPU / limit" in head and "CPU / ours" in head

@@ -75,9 +75,12 @@ class _PGD(Attack):
     def perturb(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator
     ) -> torch.Tensor:
-        out = torch.empty_like(x)
+        """The loop of the module docstring. Hot path: per step one gradient pass and the in-place step; no host
+        sync unless ``early_stop`` shrinks the batch; no copy of the result when no sample left the batch (the
+        budget and box are asserted once, by :meth:`Attack.__call__`)."""
         if len(x) == 0:
-            return out
+            return torch.empty_like(x)
+        out: torch.Tensor | None = None  # allocated once a sample leaves the batch or a restart runs
         todo: torch.Tensor | None = None  # indices still unfooled after a restart (None = all)
         for restart in range(self.restarts):
             if todo is None:
@@ -94,17 +97,22 @@ class _PGD(Attack):
                     keep = (~fooled).nonzero().squeeze(1)  # the one host sync per step shrinking needs
                     if keep.numel() < len(ys):
                         pos = fooled.nonzero().squeeze(1)
+                        out = torch.empty_like(x) if out is None else out
                         out.index_copy_(0, pos if idx is None else idx[pos], x_adv[pos])
                         idx = keep if idx is None else idx[keep]
                         x_adv, grad, xs, ys = x_adv[keep], grad[keep], xs[keep], ys[keep]
                         if keep.numel() == 0:
                             break
                 x_adv = self._step_(x_adv, grad, xs)
+            last = restart == self.restarts - 1 or (idx is not None and idx.numel() == 0)
+            if idx is None and out is None and last:
+                return x_adv  # every sample did every step: the last iterate is the answer, no copy
+            out = torch.empty_like(x) if out is None else out
             if idx is None:
                 out.copy_(x_adv)
             elif idx.numel():
                 out.index_copy_(0, idx, x_adv)
-            if restart == self.restarts - 1 or (idx is not None and idx.numel() == 0):
+            if last:
                 break  # the last iterate is the answer whether it fools or not: no check needed
             with torch.no_grad():  # the final iterate: fooled samples are done, the others restart
                 fooled = model(x_adv).argmax(1) != ys

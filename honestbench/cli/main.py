@@ -99,33 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'pgd*'")
     p.set_defaults(handler=listing.main)
 
-    p = sub.add_parser("crosscheck", help="compare our kernels with torchattacks and ART on one model")
-    p.add_argument("--model", default="tiny-digits",
-                   help="a zoo model name, 'tiny-digits' (trained on the fly), or PATH.pt:builder")
-    p.add_argument("--attacks", default="all", help="comma-separated attack names (default: all)")
-    p.add_argument("--json", dest="json_path", default=None, help="write the comparison to this JSON file")
-    p.add_argument("--seeds", type=int, default=8,
-                   help="paired seeds per randomised row (random start, noise, stochastic model; default 8)")
-    p.add_argument("--no-art", action="store_true",
-                   help="leave ART out (compare with torchattacks only; rows only ART checks get 'n/a')")
-    _add_data_flags(p)
-    p.set_defaults(handler=crosscheck.main, n=128)
-
-    p = sub.add_parser("speed", help="time our kernels against torchattacks, ART and the hardware limit")
-    p.add_argument("--json", dest="json_path", default=None, help="write the timings to this JSON file")
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--repeats", type=int, default=3, help="timed repetitions (median is reported)")
-    p.add_argument("--quick", action="store_true", help="small CNN only (skip WRN and suite timings)")
-    p.add_argument("--archs", default=None,
-                   help="pgd-cost sections to run, comma-separated: small, wrn-34-1, wrn-34-10 (default: small and, "
-                        "unless --quick, wrn-34-1; wrn-34-10 is for a GPU)")
-    p.add_argument("--precision", default="fp32",
-                   help="fp32, bf16 or fp32,bf16: each pgd-cost section once per precision (bf16 autocast); with "
-                        "both, robust accuracy of --precision-model under each against the 0.5 pp bar")
-    p.add_argument("--precision-model", default="pgd-at", help="trained zoo model of the precision check")
-    p.add_argument("--no-art", action="store_true", help="do not time ART's PGD")
-    _add_data_flags(p)
-    p.set_defaults(handler=speed.main)
+    crosscheck.add_parser(sub, _add_data_flags)
+    speed.add_parser(sub, _add_data_flags)
 
     p = sub.add_parser("train", help="train a model card's checkpoint (resumable)")
     p.add_argument("name", help="model card name (see `bench list models`)")

@@ -14,19 +14,22 @@ units). Tolerances by the attack's :class:`~honestbench.devtools.crosscheck.refe
   wrong when the logits of the other classes are negative, and the note counts the affected samples);
 * ``noise``: no reference; judged against the run's PGD L-inf rows by the driver.
 
-A reference left out on purpose (``--no-art``) is skipped, not failed; a row no run reference checks gets ``n/a``.
+A reference left out on purpose (ART unless ``--art``) is skipped, not failed; a row no run reference checks
+gets ``n/a``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import sys
 import time
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from honestbench.attacks import Attack
 from honestbench.devtools.crosscheck.references import (
@@ -94,6 +97,7 @@ class Setting:
     negative_others: int  # clean samples whose every other-class logit is negative (torchattacks' CW note)
     references: Sequence[str] = REFERENCES
     cache: dict = dataclasses.field(default_factory=dict)  # reference runs shared by rows differing in early_stop
+    bars: bool = False  # a tqdm bar (stderr) per (attack, library), one tick per seed
 
 
 @dataclasses.dataclass
@@ -114,6 +118,8 @@ class _Row:
         only), so two rows that differ only there reuse the first row's reference runs."""
         first, accs, secs, reused = None, [], 0.0, 0
         params = repr(sorted((k, v) for k, v in self.attack.params().items() if k != "early_stop"))
+        bar = tqdm(total=len(self.seeds), desc=f"{self.record['attack']} | {key}", unit="seed", file=sys.stderr,
+                   disable=not self.s.bars, leave=True, dynamic_ncols=True)
         for seed in self.seeds:
             ck = (key, type(self.attack).__name__, params, self.thr, seed)
             if fn is not None and ck in self.s.cache:
@@ -126,6 +132,8 @@ class _Row:
             first = adv if first is None else first
             accs.append(acc)
             secs += dt
+            bar.update()
+        bar.close()
         if reused:
             self.notes.append(f"{key}: reused {reused} identical runs of an earlier row (early_stop changes ours only)")
         self.record["seconds"][key] = round(secs / len(self.seeds), 3)

@@ -25,7 +25,6 @@ from honestbench.devtools.crosscheck.compare import (
     pct,
     seeded,
 )
-from honestbench.devtools.crosscheck.references import art_classifier
 
 #: the rows of ``--attacks all``: (label, registered name, parameter overrides)
 DEFAULT_ROWS: tuple[tuple[str, str, dict], ...] = (
@@ -41,6 +40,24 @@ DEFAULT_ROWS: tuple[tuple[str, str, dict], ...] = (
 )
 
 AttackSpec = str | Attack | tuple[str, str, dict]
+#: rows only ART checks (torchattacks' CW is reported, not compared): left out of ``--attacks default`` without ART
+ART_ONLY = ("cw-l2",)
+#: EOT passes per gradient in the ``--attacks default`` rows (the registered 20 in ``all``): the averaging code is
+#: checked as well with 2, at a tenth of the cost (on a deterministic model every pass gives the same gradient)
+FAST_EOT = 2
+
+
+def default_rows(references: Sequence[str]) -> list[tuple[str, str, dict]]:
+    """The rows of ``--attacks default``: :data:`DEFAULT_ROWS` with EOT rows at :data:`FAST_EOT` passes, less
+    those only ART checks when ART is not run."""
+    rows = []
+    for label, name, kw in DEFAULT_ROWS:
+        if name in ART_ONLY and "art" not in references:
+            continue
+        if name.startswith("eot-"):
+            label, kw = f"{label} eot {FAST_EOT}", {**kw, "eot": FAST_EOT}
+        rows.append((label, name, kw))
+    return rows
 
 
 def resolve_rows(attacks: Sequence[AttackSpec] | str | None) -> list[tuple[str, Attack]]:
@@ -93,6 +110,7 @@ def crosscheck(
     random_seeds: int = 8,
     progress: Callable[[str], None] | None = None,
     references: Sequence[str] = REFERENCES,
+    bars: bool = False,
 ) -> dict:
     """Run every attack (ours, torchattacks, ART) on ``model`` and ``(x, y)``; return the comparison.
 
@@ -103,7 +121,8 @@ def crosscheck(
     images are evaluated alike: the clean pass under the global seed ``EVAL_SEED + seed``, each seed's pass
     under ``EVAL_SEED + s``, so on a stochastic model they all meet the same stochastic draws.
     ``references``: the libraries to run, a subset of ``('torchattacks', 'art')`` (leaving ART out saves its
-    runs; its comparisons are then skipped, not failed).
+    runs; its comparisons are then skipped, not failed). ``progress`` gets each row's label as it starts;
+    ``bars``: a tqdm bar on stderr per (attack, library), one tick per seed.
     Returns ``{'n', 'clean_accuracy', 'stochastic_model', 'rows': [...], 'all_ok'}``; accuracies in %.
     """
     references = tuple(references)
@@ -116,9 +135,13 @@ def crosscheck(
         clean_ok = clean_logits.argmax(1) == y
         stochastic = is_stochastic(model, x[:16])
         others = clean_logits.scatter(1, y[:, None], float("-inf")).amax(1)
-        classifier = art_classifier(model, x, clean_logits.shape[1]) if "art" in references else None
+        classifier = None
+        if "art" in references:  # ART is optional: imported only when asked for
+            from honestbench.devtools.crosscheck.references import art_classifier
+
+            classifier = art_classifier(model, x, clean_logits.shape[1])
         setting = Setting(model, classifier, x, y, clean_ok, seed, random_seeds, stochastic,
-                          negative_others=int((others < 0).sum()), references=references)
+                          negative_others=int((others < 0).sum()), references=references, bars=bars)
         for label, attack in resolve_rows(attacks):
             if progress:
                 progress(label)

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torchattacks as ta
-from art.attacks.evasion import CarliniL2Method, FastGradientMethod, ProjectedGradientDescent
-from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
 from honestbench.attacks import Attack
 from honestbench.attacks.pgd import GRAD_NORM_EPS
+from honestbench.devtools.optional import import_art
 
 AttackFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: ``(attack, model or ART classifier, n) -> (fn or None, note)``
@@ -68,30 +67,33 @@ def _ta_cw(attack: Attack, model: nn.Module, n: int) -> tuple[AttackFn | None, s
 
 
 # ----------------------------------------------------------------------------------------------- ART
-def art_classifier(model: nn.Module, x: torch.Tensor, nb_classes: int) -> PyTorchClassifier:
-    """ART's PyTorchClassifier around ``model`` (pixels in [0, 1], cross-entropy loss)."""
-    return PyTorchClassifier(
+# ART is optional (the ``crosscheck`` extra): every use imports it here, when it runs
+def art_classifier(model: nn.Module, x: torch.Tensor, nb_classes: int) -> object:
+    """ART's PyTorchClassifier around ``model`` (pixels in [0, 1], cross-entropy loss); a one-line
+    :class:`~honestbench.core.errors.BenchError` when ART is not installed."""
+    return import_art("art.estimators.classification").PyTorchClassifier(
         model=model, loss=nn.CrossEntropyLoss(), input_shape=tuple(x.shape[1:]), nb_classes=nb_classes,
         clip_values=(0.0, 1.0), device_type="gpu" if x.is_cuda else "cpu",
     )
 
 
-def _art_fgsm(attack: Attack, classifier: PyTorchClassifier, n: int) -> tuple[object | None, str]:
-    return FastGradientMethod(classifier, norm=np.inf, eps=attack.eps, batch_size=n), ""
+def _art_fgsm(attack: Attack, classifier: object, n: int) -> tuple[object | None, str]:
+    fgm = import_art("art.attacks.evasion").FastGradientMethod
+    return fgm(classifier, norm=np.inf, eps=attack.eps, batch_size=n), ""
 
 
-def _art_pgd(attack: Attack, classifier: PyTorchClassifier, n: int) -> tuple[object | None, str]:
-    return ProjectedGradientDescent(
+def _art_pgd(attack: Attack, classifier: object, n: int) -> tuple[object | None, str]:
+    return import_art("art.attacks.evasion").ProjectedGradientDescent(
         classifier, norm=np.inf if attack.norm == "linf" else 2, eps=attack.eps, eps_step=attack.step_size,
         max_iter=attack.steps, num_random_init=attack.restarts if attack.random_start else 0, batch_size=n,
         verbose=False,
     ), ""
 
 
-def _art_cw(attack: Attack, classifier: PyTorchClassifier, n: int) -> tuple[object | None, str]:
+def _art_cw(attack: Attack, classifier: object, n: int) -> tuple[object | None, str]:
     if attack.lam:
         return None, "ART's CarliniL2Method has no lambda * ||w||^2 term"
-    return CarliniL2Method(
+    return import_art("art.attacks.evasion").CarliniL2Method(
         classifier, confidence=attack.kappa, learning_rate=attack.lr, max_iter=attack.steps,
         binary_search_steps=attack.search_steps if attack.mode == "search" else 1,
         initial_const=attack.c, batch_size=n, verbose=False,
@@ -147,7 +149,7 @@ def torchattacks_equivalent(attack: Attack, model: nn.Module, n: int) -> tuple[A
     return entry.torchattacks(attack, model, n)
 
 
-def art_equivalent(attack: Attack, classifier: PyTorchClassifier, n: int) -> tuple[AttackFn | None, str]:
+def art_equivalent(attack: Attack, classifier: object, n: int) -> tuple[AttackFn | None, str]:
     """The ART attack configured like ``attack`` (or None and why not), and a note."""
     entry = equivalent(attack)
     if entry is None or entry.art is None:

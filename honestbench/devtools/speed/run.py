@@ -40,7 +40,8 @@ def _same(*keys: str) -> dict[str, str]:
 #: the sections, in run order
 SECTIONS: list[Section] = [
     Section("pgd-cost small-cnn", pgd_section("small"), arch="small",
-            headline=_same("pgd_over_limit", "pgd_over_torchattacks", "art_over_pgd")),
+            headline=_same("pgd_over_limit", "pgd_over_torchattacks", "pgd_over_limit_cpu",
+                           "pgd_over_torchattacks_cpu", "art_over_pgd")),
     Section("pgd-cost wrn-34-1", pgd_section("wrn-34-1"), heavy=True, arch="wrn-34-1"),
     Section("pgd-cost wrn-34-10", pgd_section("wrn-34-10"), heavy=True, arch="wrn-34-10"),
     Section("pgd-10 precision fp32 vs bf16", precision_section, needs_bf16=True,
@@ -55,7 +56,8 @@ SECTIONS: list[Section] = [
 ]
 
 #: top-level keys of the result, in this order (each written when its section ran)
-HEADLINE_KEYS = ("pgd_over_limit", "pgd_over_torchattacks", "art_over_pgd", "early_exit_speedup",
+HEADLINE_KEYS = ("pgd_over_limit", "pgd_over_torchattacks", "pgd_over_limit_cpu", "pgd_over_torchattacks_cpu",
+                 "art_over_pgd", "early_exit_speedup",
                  "early_exit_worst_case_acc", "torchattacks_worst_case_acc", "slwta_wrn34_1_ms_per_image_b1",
                  "slwta_wrn34_1_ms_per_image_b256", "robust_diff_pp")
 #: the ``pgd-cost`` sections run when ``--archs`` is not given (``--quick``: the light ones of these)

@@ -53,21 +53,28 @@ def sync(device: torch.device) -> None:
 
 
 def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device,
-                     warmup: int = 1) -> dict[str, list[float]]:
-    """Seconds per call of each function: ``warmup`` untimed rounds, then ``repeats`` rounds in which every
-    function runs once, in turn (background load then affects all of them alike)."""
+                     warmup: int = 1, cpu: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
+    """Wall seconds per call of each function: ``warmup`` untimed rounds, then ``repeats`` rounds in which every
+    function runs once, in turn (background load then affects all of them alike); round ``r`` starts at the
+    ``r``-th function (rotated), so none always runs first or right after the same neighbour. ``cpu``, when given,
+    receives the CPU seconds of this process per call (less sensitive to other processes than wall time)."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     sync(device)
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
+    keys = list(fns)
+    times: dict[str, list[float]] = {k: [] for k in keys}
+    cpu_times: dict[str, list[float]] = {k: [] for k in keys}
+    for r in range(repeats):
+        for k in keys[r % len(keys):] + keys[:r % len(keys)]:
             sync(device)
-            t = time.perf_counter()
-            fn()
+            t, c = time.perf_counter(), time.process_time()
+            fns[k]()
             sync(device)
             times[k].append(time.perf_counter() - t)
+            cpu_times[k].append(time.process_time() - c)
+    if cpu is not None:
+        cpu.update(cpu_times)
     return times
 
 
