@@ -19,10 +19,10 @@ import torch
 
 from honestbench.certify import certify
 from honestbench.certify.milp import verify
+from honestbench.core.numbers import parse_number
 from honestbench.core.threads import configure_threads
 from honestbench.data import load_eval
-from honestbench.train.recipe import parse_number
-from honestbench.zoo import load_model
+from honestbench.zoo import load_card_model
 
 
 def _timed(fn):
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| model | eps | method | clean | certified | wall s | cpu s |\n|---|---|---|---|---|---|---|")
     for item in filter(None, a.bounds.split(",")):
         name, eps = item.split(":")
-        model = load_model(name)
+        model = load_card_model(name)
         for method in ("ibp", "crown"):
             c, wall, cpu = _timed(lambda m=method, net=model, e=eps: certify(net, x, y, parse_number(e), m, a.batch))
             print(f"| {name} | {eps} | {method} | {c.correct.mean():.4f} | {c.certified.mean():.4f} | {wall:.1f} "
@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
               "| cpu s | max s/image |\n|---|---|---|---|---|---|---|---|---|---|---|")
     for item in filter(None, a.milp.split(",")):
         name, eps, limit = item.split(":")
-        vs, wall, cpu = _timed(lambda n=name, e=eps, t=limit: verify(load_model(n), x, y, parse_number(e), float(t)))
+        vs, wall, cpu = _timed(lambda n=name, e=eps, t=limit: verify(load_card_model(n), x, y, parse_number(e),
+                                                                     float(t)))
         k = collections.Counter(v.status for v in vs)
         settled = (k["robust"] + k["counterexample"]) / len(vs)
         print(f"| {name} | {eps} | {limit} | {k['robust']} | {k['counterexample']} | {k['timeout']} | {k['unknown']} "

@@ -10,6 +10,8 @@ from typing import Any
 
 from honestbench.core.errors import AttackConfigError
 
+#: the largest count (steps, restarts, EOT passes, queries) an attack accepts: beyond it a typo, not a setting
+MAX_COUNT = 10**9
 #: what a parameter rule checks: a number >= 0 (NaN rejected), a number > 0, an integer >= 1, one of a few words
 RULES = ("non-negative", "positive", "count", "choice")
 
@@ -54,5 +56,9 @@ def check_field(attack: str, key: str, v: object, rule: str | None, choices: tup
     if rule == "count" and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
         raise AttackConfigError(f"{attack}: {key} must be an integer >= 1, got {v!r}: give a whole "
                                 "number >= 1")
+    if rule == "count" and v > MAX_COUNT:
+        raise AttackConfigError(f"{attack}: {key} must be at most {MAX_COUNT}, got {v}: give a smaller count")
+    if number and rule in ("non-negative", "positive") and v == float("inf"):
+        raise AttackConfigError(f"{attack}: {key} must be finite, got {v}: give a finite number")
     if rule == "choice" and v not in choices:
         raise AttackConfigError(f"{attack}: unknown {key} {v!r}, choose one of {choices}")

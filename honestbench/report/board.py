@@ -28,7 +28,7 @@ from honestbench.report.board_model import anchor, figure, model_section
 from honestbench.report.figures import _eps_text
 from honestbench.report.html import inline, markdown_body
 from honestbench.report.tables import WORST, _columns, flag_refs
-from honestbench.results import safe_name
+from honestbench.results import model_info_path
 
 _URL = re.compile(r"https?://\S+")
 #: optional board columns: (key, header, does a (label, kernel) pair play this role)
@@ -60,7 +60,7 @@ class Row:
 
 def _model_info(out: Path, model: str) -> dict:
     try:
-        info = json.loads((out / "cells" / safe_name(model) / "model.json").read_text())
+        info = json.loads(model_info_path(out, model).read_text())
     except (OSError, ValueError):
         return {}
     return info if isinstance(info, dict) else {}

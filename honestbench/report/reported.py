@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from honestbench.results.layout import safe_name
+from honestbench.results.layout import model_info_path
 
 
 def _pct(v: object) -> str:
@@ -23,7 +23,7 @@ def _pct(v: object) -> str:
 
 
 def _claims(out: Path, model: str) -> dict | None:
-    path = out / "cells" / safe_name(model) / "model.json"
+    path = model_info_path(out, model)
     try:
         info = json.loads(path.read_text())
     except (OSError, ValueError):

@@ -6,6 +6,7 @@ deterministic flavour with the same column labels. All L-inf :data:`~honestbench
 
 from __future__ import annotations
 
+from honestbench.attacks.params import MAX_COUNT
 from honestbench.attacks.transfer import is_registered_source
 from honestbench.core.budgets import ALPHA_LINF, EPS_LINF
 from honestbench.core.errors import AttackConfigError, BenchError
@@ -47,6 +48,8 @@ def adaptive_params(**params: object) -> dict[str, int]:
     for k, v in params.items():
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise AttackConfigError(f"adaptive suite: {k} must be an integer >= 1, got {v!r}")
+        if v > MAX_COUNT:
+            raise AttackConfigError(f"adaptive suite: {k} must be at most {MAX_COUNT}, got {v}: give a smaller count")
         out[k] = v
     return out
 

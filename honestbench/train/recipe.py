@@ -10,17 +10,10 @@ import torch
 from honestbench.attacks.registry import attack_defaults, create_attack
 from honestbench.core.budgets import EPS_LINF
 from honestbench.core.errors import ModelCardError
+from honestbench.core.numbers import parse_number
 from honestbench.zoo import Card
 
 RECIPES = ("natural", "adversarial", "certified")
-
-
-def parse_number(v: object) -> float:
-    """``0.03``, ``8`` or ``'8/255'`` -> float."""
-    if isinstance(v, str) and "/" in v:
-        a, b = v.split("/", 1)
-        return float(a) / float(b)
-    return float(v)  # type: ignore[arg-type]
 
 
 @dataclass

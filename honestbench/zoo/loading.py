@@ -217,8 +217,3 @@ def clean_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, passes: i
     model.train(was)
     t = torch.tensor(accs, dtype=torch.float64)
     return float(t.mean()), float(t.std()) if passes > 1 else 0.0
-
-
-#: the former name (the public ``honestbench.load_model`` is another function: a zoo name, card or model spec);
-#: kept only while honestbench/devtools still imports it
-load_model = load_card_model

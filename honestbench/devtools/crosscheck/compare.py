@@ -111,6 +111,7 @@ class _Row:
     thr: float | None
     record: dict
     notes: list[str]
+    raw_norms: torch.Tensor | None = None  # our last run's unthresholded norms (minimum-norm attacks: CW)
 
     def measure(self, key: str, fn: AttackFn | None) -> torch.Tensor:
         """Run ours (``fn`` None) or a reference once per seed; record mean robust accuracy and time; return the
@@ -146,7 +147,8 @@ class _Row:
         s, t = self.s, time.perf_counter()
         with seeded(seed):  # global RNGs too: a stochastic model draws its noise from them
             if fn is None:
-                adv = self.attack(s.model, s.x, s.y, generator=torch.Generator(device=s.x.device).manual_seed(seed))
+                out = self.attack.run(s.model, s.x, s.y, generator=torch.Generator(device=s.x.device).manual_seed(seed))
+                adv, self.raw_norms = out.x_adv, out.raw_norms
             else:
                 adv = fn(s.x, s.y).detach()
         with seeded(EVAL_SEED + seed):  # the same evaluation draws for every library's images
@@ -156,9 +158,11 @@ class _Row:
     def ours_extras(self) -> None:
         """CW: our success rate and median L2; PGD without early stop: the first-success variant's accuracy."""
         attack, s, check = self.attack, self.s, self.entry.check if self.entry else None
-        if check == "cw" and getattr(attack, "last_norms", None) is not None:
-            ok_norms = attack.last_norms[attack.last_success & s.clean_ok]
-            self.record["extra"]["ours_success_rate"] = pct(attack.last_success[s.clean_ok])
+        norms = self.raw_norms
+        if check == "cw" and norms is not None:
+            success = torch.isfinite(norms)
+            ok_norms = norms[success & s.clean_ok]
+            self.record["extra"]["ours_success_rate"] = pct(success[s.clean_ok])
             self.record["extra"]["ours_median_l2"] = round(ok_norms.median().item(), 4) if ok_norms.numel() else None
         if check == "gradient" and getattr(attack, "early_stop", True) is False:  # must be as strong
             es = dataclasses.replace(attack, early_stop=True)

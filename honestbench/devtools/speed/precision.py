@@ -23,7 +23,7 @@ from honestbench.core.budgets import ALPHA_LINF, EPS_LINF
 from honestbench.core.errors import BenchError
 from honestbench.data import load_eval
 from honestbench.devtools.speed.options import Context, SpeedOptions
-from honestbench.zoo import get_card, load_model
+from honestbench.zoo import get_card, load_card_model
 
 PRECISIONS = ("fp32", "bf16")
 BAR_PP = 0.5  # item 4 of issue 17: bf16 robust accuracy within 0.5 percentage points of fp32
@@ -117,7 +117,7 @@ def precision_section(opts: SpeedOptions, ctx: Context) -> dict:
             return {"skipped": f"{name} is stochastic: pick a deterministic model with --precision-model"}
         if card.data != opts.dataset:
             return {"skipped": f"{name} is a {card.data} model (this run: {opts.dataset})"}
-        model = load_model(card, ctx.device)
+        model = load_card_model(card, ctx.device)
         data = load_eval(opts.dataset, n=opts.n, source=opts.source)
     except BenchError as e:  # unknown card, no checkpoint or no data here
         return {"skipped": f"{name}: {str(e).splitlines()[0]}"}

@@ -22,7 +22,7 @@ from honestbench.devtools.speed.timing import timed
 from honestbench.engine.cascade import evaluate
 from honestbench.engine.options import EvalOptions
 from honestbench.suites import get_suite
-from honestbench.zoo import load_model
+from honestbench.zoo import load_card_model
 
 SUITE_MODEL = "regular"
 #: torchattacks' CW has no binary search over c: one run of 250 Adam steps (our 5 rounds x 50) at its default
@@ -105,7 +105,7 @@ def suite_section(opts: SpeedOptions, ctx: Context) -> dict:
     if opts.dataset != "cifar10":
         return {"skipped": f"the {SUITE_MODEL} model is a CIFAR-10 model (this run: {opts.dataset})"}
     try:
-        model = load_model(SUITE_MODEL, ctx.device)
+        model = load_card_model(SUITE_MODEL, ctx.device)
     except BenchError as e:
         return {"skipped": str(e)}
     data = load_eval("cifar10", n=opts.n, source=opts.source)
