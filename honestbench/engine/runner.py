@@ -52,7 +52,7 @@ def run_info_for(suite: Suite, data, opts: EvalOptions, command: str, data_sourc
     mode = "full-matrix" if (opts.full_matrix or suite.full_matrix) else "early-exit"
     info = {"suite": suite.name, "suite_description": suite.description, "dataset": data.name,
             "n": len(data), "seed": opts.seed, "mode": mode, "batch_size": opts.batch_size,
-            "data_source": data_source, "suite_full_matrix": suite.full_matrix,
+            "data_source": getattr(data, "source", data_source), "suite_full_matrix": suite.full_matrix,
             "attacks": {e.label: e.build().spec() for e in suite.entries},
             "entries": [[e.label, e.attack, e.params] for e in suite.entries],
             "aggregates": dict(suite.aggregates), "command": command, "classes": list(data.classes),

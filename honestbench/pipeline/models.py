@@ -85,7 +85,7 @@ def zoo_specs(cards: Iterable[Card], dataset: str, device: torch.device,
             specs.append(ModelSpec(card.name, partial(load_model, card, device),
                                    {"checkpoint_sha256": card.sha256, "stochastic": bool(card.stochastic),
                                     "description": card.description, "data": card.data,
-                                    "source": card.source}))
+                                    "source": card.source, "training": card.training}))
     return specs
 
 
