@@ -31,6 +31,7 @@ def isolated(tmp_path, monkeypatch) -> Path:
     monkeypatch.delenv("BENCH_DATA_DIR", raising=False)
     monkeypatch.delenv("BENCH_TORCHVISION_ROOT", raising=False)
     monkeypatch.setenv("BENCH_OFFLINE", "1")
+    monkeypatch.setattr(files, "_checkout_data", lambda: None)  # not the checkout's ../shared/data either
     return cache
 
 
@@ -133,6 +134,7 @@ def test_fetch_of_the_published_card_reproduces_the_shipped_file(tmp_path, monke
     url = _upstream(tmp_path, torch.load(shipped, weights_only=True)).as_uri()
     monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("BENCH_DATA_DIR")
+    monkeypatch.setattr(files, "_checkout_data", lambda: None)
     monkeypatch.delenv("BENCH_OFFLINE", raising=False)
     card = cards.get_card("slwta-wrn34-1-panousis2021")
     card.url = url
@@ -263,6 +265,7 @@ def test_records_from_torchvision_folder_and_shipped_file_agree(tmp_path, monkey
     monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "empty-cache"))
     assert main([*argv, "--out", str(tmp_path / "npz")]) == 0
     monkeypatch.delenv("BENCH_DATA_DIR")
+    monkeypatch.setattr(files, "_checkout_data", lambda: None)
     monkeypatch.setenv("BENCH_CACHE_DIR", str(tv_cache))
     assert main([*argv, "--out", str(tmp_path / "tv-out")]) == 0
     a, b = _records(tmp_path / "npz"), _records(tmp_path / "tv-out")

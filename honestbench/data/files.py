@@ -1,7 +1,8 @@
-"""Where data and larger checkpoint files come from: ``$BENCH_DATA_DIR`` (a folder the user names), then the
-user's cache (:func:`honestbench.core.io.cache_dir`: ``$BENCH_CACHE_DIR``, default ``~/.cache/bench``), else a
-download by URL into the cache (when the network allows and ``$BENCH_OFFLINE`` is not set). Nothing is used
-before its sha256 is checked against a pinned value (:func:`checked`). Torch-free.
+"""Where data and larger checkpoint files come from: ``$BENCH_DATA_DIR`` (a folder the user names; unset in a
+source checkout: the project's ``../shared/data`` beside it, when there is one), then the user's cache
+(:func:`honestbench.core.io.cache_dir`: ``$BENCH_CACHE_DIR``, default ``~/.cache/bench``), else a download by
+URL into the cache (when the network allows and ``$BENCH_OFFLINE`` is not set). Nothing is used before its
+sha256 is checked against a pinned value (:func:`checked`). Torch-free.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 from honestbench.core.errors import DataError
-from honestbench.core.io import cache_dir, sha256_file
+from honestbench.core.io import cache_dir, sha256_file, source_checkout
 
 DATA_ENV = "BENCH_DATA_DIR"
 OFFLINE_ENV = "BENCH_OFFLINE"
@@ -23,10 +24,20 @@ TIMEOUT_S = 30.0
 _verified: dict[tuple[str, float, int], str] = {}
 
 
+def _checkout_data() -> Path | None:
+    """``../shared/data`` beside the source checkout this package runs from, when both exist (never for a wheel)."""
+    root = source_checkout()
+    folder = root.parent / "shared" / "data" if root is not None else None
+    return folder.resolve() if folder is not None and folder.is_dir() else None
+
+
 def data_dir() -> Path:
-    """The folder a user's data files are looked up in first: ``$BENCH_DATA_DIR``, else the cache folder."""
+    """The folder data files are looked up in first: ``$BENCH_DATA_DIR``; unset, a source checkout's
+    ``../shared/data`` (when there is one), else the cache folder."""
     env = os.environ.get(DATA_ENV, "").strip()
-    return Path(env).expanduser().resolve() if env else cache_dir().expanduser().resolve()
+    if env:
+        return Path(env).expanduser().resolve()
+    return _checkout_data() or cache_dir().expanduser().resolve()
 
 
 def search_dirs() -> list[Path]:
@@ -49,7 +60,9 @@ def where_searched() -> str:
     """The searched folders in words, for error messages."""
     env = os.environ.get(DATA_ENV, "").strip()
     cache = cache_dir().expanduser().resolve()
-    return f"{DATA_ENV} ({data_dir()}) or the cache ({cache})" if env else f"the cache ({cache}; {DATA_ENV} unset)"
+    if env or data_dir() != cache:
+        return f"{DATA_ENV} ({data_dir()}) or the cache ({cache})"
+    return f"the cache ({cache}; {DATA_ENV} unset)"
 
 
 def file_sha256(path: Path) -> str:
