@@ -2,7 +2,8 @@
 source checkout: the project's ``../shared/data`` beside it, when there is one), then the user's cache
 (:func:`honestbench.core.io.cache_dir`: ``$BENCH_CACHE_DIR``, default ``~/.cache/bench``), else a download by
 URL into the cache (when the network allows and ``$BENCH_OFFLINE`` is not set). Nothing is used before its
-sha256 is checked against a pinned value (:func:`checked`). Torch-free.
+sha256 is checked against a pinned value (by the loaders: :mod:`honestbench.data`, :mod:`honestbench.zoo`).
+Torch-free.
 """
 
 from __future__ import annotations
@@ -72,15 +73,6 @@ def file_sha256(path: Path) -> str:
     if key not in _verified:
         _verified[key] = sha256_file(path)
     return _verified[key]
-
-
-def checked(path: Path, sha256: str, fix: str) -> Path:
-    """``path`` after checking that its sha256 is ``sha256``; one-line :class:`DataError` ending in ``fix``."""
-    digest = file_sha256(path)
-    if digest != sha256:
-        raise DataError(f"file {path} does not match its pinned sha256 ({digest[:12]}... != {sha256[:12]}...): "
-                        f"{fix}")
-    return path
 
 
 def offline() -> bool:
