@@ -318,3 +318,10 @@ def test_training_log_sections_are_replaced_not_repeated(tmp_path):
     assert path == tmp_path / "results" / "training" / "m.md" and text.startswith("# Training measurements: m\n")
     assert text.count("## CPU time") == 1 and "| s | 2.5 |" in text and "cmd --c" in text and "cmd --a" not in text
     assert "## Other" in text and "cmd --b" in text
+
+
+def test_bench_list_models_shows_the_mark():
+    from honestbench.cli.listing import model_rows
+
+    names = [r[0] for r in model_rows()]
+    assert "slwta-wrn34-1 (2/30 epochs)" in names and "regular" in names
