@@ -210,6 +210,7 @@ class FakeCard:
     trained: bool = True
     user: bool = False
     source: dict | None = None
+    training: str = ""  # Card.training: trained for as many epochs as its recipe
 
 
 def test_run_command_end_to_end(tiny, tmp_path, monkeypatch, capsys):
