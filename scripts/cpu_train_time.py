@@ -21,12 +21,12 @@ Units: seconds per batch, seconds per epoch, hours per planned training run.
 
 Timing uses ``BENCH_THREADS`` torch threads (set ``BENCH_THREADS=2`` for the cards' 2-core figure) and the CLI's
 OpenMP wait policy (PASSIVE when the 1-minute load average is >= 0.5 at start). The machine is shared: the
-1-minute load average before and after is recorded with the figure. Nothing is written under ``models/ckpt``;
-the trainer's run directory is a temporary directory. ``--update-card`` writes into the card's ``[result]``
-table (other fields kept): ``cpu_2core_s_per_batch``, ``cpu_2core_s_per_epoch``, ``cpu_2core_train_h``,
-``cpu_2core_measured`` and ``cpu_2core_command``.
+1-minute load average before and after is recorded with the figure. No checkpoint is written; the trainer's run
+directory is a temporary directory. ``--write-log`` writes ``cpu_2core_s_per_batch``, ``cpu_2core_s_per_epoch``,
+``cpu_2core_train_h`` and ``cpu_2core_measured`` under the command into ``results/training/NAME.md`` (a
+measurement log: the card keeps its recipe and result).
 
-    BENCH_THREADS=2 flock /tmp/bench-cpu.lock .venv/bin/python scripts/cpu_train_time.py --all --update-card
+    BENCH_THREADS=2 flock /tmp/bench-cpu.lock .venv/bin/python scripts/cpu_train_time.py --all --write-log
     BENCH_THREADS=2 .venv/bin/python scripts/cpu_train_time.py pgd-at --timed 10 --warmup 2
 """
 
@@ -168,7 +168,7 @@ def measure_card(card: Any, *, timed: int = DEFAULT_TIMED, warmup: int = 2, data
 
 
 def card_result(m: dict[str, Any], command: str) -> dict[str, Any]:
-    """The ``[result]`` keys written by ``--update-card``."""
+    """The fields ``--write-log`` writes (and the command that measured them, ``cpu_2core_command``)."""
     return {
         "cpu_2core_s_per_batch": round(m["s_per_batch"], 3),
         "cpu_2core_s_per_epoch": round(m["s_per_epoch"], 1),
@@ -190,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"timed batches K (default {DEFAULT_TIMED}; {SLOW_BACKBONE_TIMED} per backbone)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed warm-up batches W (default 2; 1 for WRN)")
     ap.add_argument("--json", dest="json_path", default=None, help="write every measurement to this JSON file")
-    ap.add_argument("--update-card", action="store_true", help="write the estimate into each card's [result]")
+    ap.add_argument("--write-log", "--update-card", dest="write_log", action="store_true",
+                    help="write the estimate under its command into results/training/NAME.md")
     args = ap.parse_args(argv)
 
     from honestbench.cli.main import set_omp_wait_policy
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_threads()  # BENCH_THREADS
     from honestbench.zoo import get_card, list_cards
-    from honestbench.zoo.writing import write_result
+    from honestbench.zoo.writing import write_training_log
 
     if args.all:
         cards = [c for c in list_cards() if c.recipe and not c.external]
@@ -215,13 +216,13 @@ def main(argv: list[str] | None = None) -> int:
         warmup = args.warmup if args.warmup is not None else SLOW_BACKBONE_WARMUP.get(card.backbone, 2)
         m = measure_card(card, timed=timed, warmup=warmup)
         results.append(m)
-        if args.update_card:
+        if args.write_log:
             command = (f"BENCH_THREADS={m['threads']} python scripts/cpu_train_time.py {card.name} "
-                       f"--timed {timed} --warmup {warmup} --update-card")
-            result = dict(get_card(card.name).result)  # re-read: keep every other field as it is now
-            result.update(card_result(m, command))
-            write_result(card.path, result)
-            print(f"{card.name}: wrote {card.path.name} [result]")
+                       f"--timed {timed} --warmup {warmup} --write-log")
+            fields = card_result(m, command)
+            path = write_training_log(card.name, "CPU training time, 2 cores (extrapolated)",
+                                      {k: v for k, v in fields.items() if k != "cpu_2core_command"}, command)
+            print(f"{card.name}: wrote {path}")
     if args.json_path:
         write_json_atomic(args.json_path, results)
         print(f"wrote {args.json_path}")

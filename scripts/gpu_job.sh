@@ -73,7 +73,7 @@ item_train() {  # TRAIN_CARDS: a subset of the plan (card:epochs:batch), in this
   for entry in $plan; do train_card ${entry//:/ }; done
   [ "$DRY" = 1 ] && return 0  # the bar needs the CIFAR-10 checkpoint the dry run does not write
   step bar-pgd-at "${EVAL_S:-900}" $PY scripts/quality_bar.py --models pgd-at --seeds 1 --update-card \
-    --out "$JOB_DIR/results/quality_bar" && cp models/pgd-at.toml "$JOB_DIR/models/"
+    --out "$JOB_DIR/results/quality_bar" && cp honestbench/zoo/models/pgd-at.toml "$JOB_DIR/honestbench/zoo/models/"
 }
 
 item_eval() {

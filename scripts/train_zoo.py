@@ -44,9 +44,10 @@ def copy_out(dest: Path | None, log: list, cards: list[str]) -> None:
     travels back and forth with the GPU job)."""
     if dest is None:
         return
-    (dest / "models" / "ckpt").mkdir(parents=True, exist_ok=True)
+    zoo = REPO / "honestbench" / "zoo" / "models"  # the zoo's package data (cards and small checkpoints)
+    (dest / zoo.relative_to(REPO) / "ckpt").mkdir(parents=True, exist_ok=True)
     for name in cards:
-        for src in (REPO / "models" / f"{name}.toml", REPO / "models" / "ckpt" / f"{name}.pt"):
+        for src in (zoo / f"{name}.toml", zoo / "ckpt" / f"{name}.pt"):
             if src.is_file():
                 shutil.copy2(src, dest / src.relative_to(REPO))
     (dest / "train_zoo_log.json").write_text(json.dumps(log, indent=2, default=str))

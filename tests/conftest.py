@@ -16,6 +16,9 @@ torch.set_num_threads(int(os.environ.get("BENCH_TEST_THREADS", "1")))
 # commands run in-process (honestbench.cli.main.main) set threads from BENCH_THREADS
 # (honestbench.core.threads.default_threads)
 os.environ.setdefault("BENCH_THREADS", str(torch.get_num_threads()))
+# tests never reach the network: a missing data file or checkpoint is an error, not a download
+# (honestbench.data.files.offline); tests of the downloader use file:// URLs
+os.environ.setdefault("BENCH_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")

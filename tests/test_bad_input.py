@@ -16,6 +16,7 @@ import errno
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,7 +25,8 @@ from catalogue import bad_run, expect, files_in, record, run, tmp_zoo, use_zoo  
 from honestbench.attacks import create_attack
 from honestbench.cli.main import main
 from honestbench.core.errors import BenchError
-from honestbench.core.io import REPO_ROOT
+
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout the tests run in
 
 
 # ------------------------------------------------------------------------------------------------ names

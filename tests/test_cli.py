@@ -5,12 +5,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from honestbench.cli import check, crosscheck, listing, report, run, speed, train
 from honestbench.cli.main import build_parser
-from honestbench.core.io import REPO_ROOT
+
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout the tests run in
 
 
 def _python(code: str) -> subprocess.CompletedProcess:

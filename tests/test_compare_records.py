@@ -7,11 +7,13 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from honestbench.core.io import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout the tests run in
+
 
 _spec = importlib.util.spec_from_file_location("compare_records", REPO_ROOT / "scripts" / "compare_records.py")
 cr = importlib.util.module_from_spec(_spec)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+from pathlib import Path
 
 import pytest
 
 from honestbench import zoo
-from honestbench.core.io import REPO_ROOT
 from honestbench.train import Recipe
+
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout the tests run in
 
 
 @pytest.fixture(scope="module")

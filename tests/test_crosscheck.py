@@ -12,6 +12,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 from typing import ClassVar
 
@@ -20,8 +21,9 @@ import torch
 
 from honestbench.attacks.fgsm import FGSM
 from honestbench.cli.crosscheck import main as crosscheck_command
-from honestbench.core.io import REPO_ROOT
 from honestbench.devtools.crosscheck import DEFAULT_ROWS, crosscheck, format_table
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 FAST_ROWS = [row for row in DEFAULT_ROWS if row[1] != "cw-l2"] + [
     ("cw-l2 (4x50)", "cw-l2", {"search_steps": 4, "steps": 50}),

@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from honestbench.core.io import REPO_ROOT, sha256_file
+from honestbench.core.io import sha256_file
+
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout the tests run in
 
 #: per-record fields that may differ between two runs of one command: wall-clock timings, the date, and the
 #: git commit (a checkout that changes between the runs changes it; the test runs in a working tree)

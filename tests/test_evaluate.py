@@ -211,6 +211,7 @@ class FakeCard:
     trained: bool = True
     user: bool = False
     source: dict | None = None
+    training: str = ""  # Card.training: trained for as many epochs as its recipe
 
 
 def test_run_command_end_to_end(tiny, tmp_path, monkeypatch, capsys):
@@ -263,7 +264,7 @@ def test_run_command_passes_sets_r(tiny, tmp_path, monkeypatch, capsys):
             cli.main(["run", "--data", "digits", "--passes", bad])
         assert exc.value.code == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert err[-1].startswith("bench run: error: argument --passes: must be")
+        assert err[-1].startswith("bench run: error: argument --passes: ") and "whole number" in err[-1]
 
 
 def test_eval_options_refuse_bad_batch_size_and_normalise_device():

@@ -8,10 +8,12 @@ import json
 import os
 import subprocess
 import tarfile
+from pathlib import Path
 
 import pytest
 
-from honestbench.core.io import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout the tests run in
+
 
 SCRIPT = REPO_ROOT / "scripts" / "gpu_job.sh"
 

@@ -22,8 +22,9 @@ import pytest
 from pausing import bench_env, signal_when_paused, start_paused
 from test_determinism import COMMAND, PROGRAM, assert_same_results, make_zoo, run_in_process
 
-from honestbench.core.io import REPO_ROOT
 from honestbench.results import load_cell, read_records
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 CELLS = 16  # 2 models x (clean + 7 PGD columns)
 

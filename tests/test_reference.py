@@ -4,6 +4,7 @@ adversarial images on a stochastic model (tiny digits CNN, first 128 evaluation 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -112,7 +113,7 @@ def test_quality_bar_verdict_is_computed():
     (PGD-20 as bench run attacks the model); the early-stop row of a stochastic model is reported, not judged."""
     import importlib.util
 
-    from honestbench.core.io import REPO_ROOT
+    REPO_ROOT = Path(__file__).resolve().parents[1]
 
     spec = importlib.util.spec_from_file_location("quality_bar", REPO_ROOT / "scripts" / "quality_bar.py")
     qb = importlib.util.module_from_spec(spec)

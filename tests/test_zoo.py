@@ -12,8 +12,10 @@ import torch
 
 from honestbench import zoo
 from honestbench.core.errors import ModelCardError
-from honestbench.core.io import REPO_ROOT, sha256_file
+from honestbench.core.io import sha256_file
 from honestbench.nets import is_stochastic
+
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout the tests run in
 
 EXPECTED = {"regular", "pni", "smoothing", "smoothing-pgd", "smoothing-pgd-fgsm", "smoothing-pgd-fgsm-cw",
             "smoothing-pgd-fgsm-cw-pni", "slwta", "pgd-at", "gaussian-smoothing", "slwta-wrn34-1",

@@ -37,7 +37,7 @@ def model_rows(pattern: str = "*") -> list[list[str]]:
         acc = "untrained" if not c.trained else (
             f"{100 * c.clean_accuracy:.2f} %" if c.clean_accuracy is not None else "?")
         defence = ", ".join(f"{k}={_fmt(v)}" for k, v in (c.defence or {}).items()) or "-"
-        rows.append([c.name, c.architecture, defence, acc, "yes" if c.stochastic else "no", c.description])
+        rows.append([c.display_name, c.architecture, defence, acc, "yes" if c.stochastic else "no", c.description])
     return rows
 
 

@@ -123,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=report.main, uses_torch=False)
 
     p = sub.add_parser("check", help="re-measure committed results; exit 1 when robust accuracy drifts")
-    p.add_argument("--results", default=None, help="committed results directory (default results/ci)")
+    p.add_argument("--results", default=None,
+                   help="committed results directory (default ./results/ci, relative to the working folder: run it "
+                        "from a checkout's root)")
     p.add_argument("--models", default=None, help="restrict to these models")
     p.add_argument("--device", default="cpu")
     p.set_defaults(handler=check.main)

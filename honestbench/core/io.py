@@ -1,5 +1,5 @@
-"""Files: the repository root, sha256 of a file, atomic writes (a reader never sees a half-written file),
-the user cache directory."""
+"""Files: sha256 of a file, atomic writes (a reader never sees a half-written file), the user cache directory,
+and the source checkout this package runs from (when it does: an installed wheel has none)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+
+def source_checkout() -> Path | None:
+    """The git checkout this package is imported from (``pip install -e .`` or ``PYTHONPATH``), or None when it
+    runs from an installed wheel: the folder above the package when it holds this project's ``pyproject.toml``
+    and a ``.git``. Only provenance (the git commit a record names) asks for it; no data or model lives there."""
+    root = Path(__file__).resolve().parents[2]
+    pyproject = root / "pyproject.toml"
+    try:
+        ours = pyproject.is_file() and 'name = "honestbench"' in pyproject.read_text()
+    except OSError:
+        return None
+    return root if ours and (root / ".git").exists() else None
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -52,7 +63,8 @@ def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
 
 
 def cache_dir() -> Path:
-    """The user's cache directory for bench (``$BENCH_CACHE_DIR`` or ``$XDG_CACHE_HOME/bench``)."""
+    """The user's cache directory for bench (``$BENCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/bench``, else
+    ``~/.cache/bench``): downloaded data and checkpoints, decoded training images, compiled kernels."""
     env = os.environ.get("BENCH_CACHE_DIR")
     if env:
         return Path(env)

@@ -1,11 +1,15 @@
-"""Datasets: CIFAR-10 from the shipped npz files (or torchvision), and scikit-learn's 8x8 digits.
+"""Datasets: CIFAR-10 from the shipped npz files or torchvision's copy, and scikit-learn's 8x8 digits.
 
 Every loader returns pixels in [0, 1] (float32, NCHW) for evaluation, or uint8 NHWC for training
 (augmentation happens on uint8 / float batches in :mod:`honestbench.train`).
 
-CIFAR-10 evaluation uses the 1,017 exact test images of ``cifar10_exact.npz`` in canonical order;
-training uses all 50,000 images of ``cifar10_train_jpeg.npz`` decoded once and cached as a uint8 array
-in the user's cache directory, with exact pixels substituted where known.
+CIFAR-10 evaluation uses the canonical first 1,017 test images in canonical order: read from
+``cifar10_exact.npz`` when ``$BENCH_DATA_DIR`` or the cache holds it, else from torchvision's CIFAR-10 test set
+(:mod:`honestbench.data.tvformat`; downloaded into the cache when absent and the network allows), whose first
+1,017 images are checked equal to the shipped file's (a pinned sha256); ``n`` beyond 1,017 reads the whole
+10,000-image test set from torchvision's copy. Training uses all 50,000 images of ``cifar10_train_jpeg.npz``
+decoded once and cached as a uint8 array in the user's cache directory, with exact pixels substituted where
+known (or torchvision's training batches).
 """
 
 from __future__ import annotations
@@ -21,7 +25,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from honestbench.core.errors import DataError
-from honestbench.core.io import REPO_ROOT, cache_dir, sha256_file
+from honestbench.core.io import cache_dir
+from honestbench.data import tvformat
+from honestbench.data.files import data_dir, file_sha256, find_file, where_searched
+
+__all__ = ["CIFAR10_CLASSES", "DATASETS", "EXACT_FILE", "SHIPPED_SHA256", "SOURCES", "TRAIN_JPEG_FILE", "EvalSet",
+           "TrainSet", "data_dir", "input_shape", "load_eval", "load_train"]
 
 EXACT_FILE = "cifar10_exact.npz"
 TRAIN_JPEG_FILE = "cifar10_train_jpeg.npz"
@@ -32,12 +41,17 @@ SHIPPED_SHA256 = {
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 DATASETS = ("cifar10", "digits")
 SOURCES = ("npz", "torchvision")
-_verified: dict[Path, str] = {}
 
 
 @dataclass
 class EvalSet:
-    """Evaluation images: ``x`` float32 (N, C, H, W) in [0, 1], ``y`` int64 (N,), ``index`` canonical ids."""
+    """Evaluation images: ``x`` float32 (N, C, H, W) in [0, 1], ``y`` int64 (N,), ``index`` canonical ids.
+
+    ``source_sha256`` names the images: for CIFAR-10's canonical first 1,017 the sha256 of
+    ``cifar10_exact.npz``, whether they were read from that file or from torchvision's copy (checked equal to
+    it by :data:`honestbench.data.tvformat.CANONICAL_SHA256`), so records from either source compare; beyond
+    1,017 images the sha256 of torchvision's ``test_batch``. ``source`` says which file was read: ``npz``,
+    ``torchvision`` or ``sklearn``."""
 
     name: str
     x: torch.Tensor
@@ -45,6 +59,7 @@ class EvalSet:
     index: torch.Tensor
     classes: tuple[str, ...]
     source_sha256: str
+    source: str = "npz"
 
     def __len__(self) -> int:
         return len(self.y)
@@ -60,25 +75,19 @@ class TrainSet:
     classes: tuple[str, ...]
 
 
-def data_dir() -> Path:
-    """Where the shipped data lives: ``$BENCH_DATA_DIR``, else ``../shared/data`` beside the repository."""
-    env = os.environ.get("BENCH_DATA_DIR")
-    return Path(env).expanduser().resolve() if env else (REPO_ROOT.parent / "shared" / "data").resolve()
+_HINT = "set BENCH_DATA_DIR to the folder that holds it (e.g. export BENCH_DATA_DIR=/path/to/shared/data)"
 
 
 def _shipped_file(name: str) -> Path:
-    path = data_dir() / name
-    hint = "set BENCH_DATA_DIR to the folder that holds it (e.g. export BENCH_DATA_DIR=/path/to/shared/data)"
-    if not path.is_file():
-        raise DataError(f"data file {name} not found in {path.parent}: {hint}")
-    if path not in _verified:
-        digest = sha256_file(path)
-        if digest != SHIPPED_SHA256[name]:
-            raise DataError(
-                f"data file {path} is corrupt (sha256 {digest[:12]}... != {SHIPPED_SHA256[name][:12]}...): "
-                f"replace it with the shipped copy, or {hint}"
-            )
-        _verified[path] = digest
+    """The shipped file ``name`` from ``$BENCH_DATA_DIR`` or the cache, sha256-checked; one-line
+    :class:`DataError` naming where it was looked for otherwise."""
+    path = find_file(name)
+    if path is None:
+        raise DataError(f"data file {name} not found in {where_searched()}: {_HINT}")
+    digest = file_sha256(path)
+    if digest != SHIPPED_SHA256[name]:
+        raise DataError(f"data file {path} is corrupt (sha256 {digest[:12]}... != {SHIPPED_SHA256[name][:12]}...): "
+                        f"replace it with the shipped copy, or {_HINT}")
     return path
 
 
@@ -123,26 +132,26 @@ def _to_float_nchw(x_uint8_nhwc: np.ndarray) -> torch.Tensor:
 
 
 def load_eval(name: str = "cifar10", n: int | None = None, source: str = "npz") -> EvalSet:
-    """The evaluation set ``name``; ``n`` keeps the first ``n`` images in canonical order.
+    """The evaluation set ``name``; ``n`` keeps the first ``n`` images in canonical order (default: CIFAR-10's
+    1,017 canonical images, all of the digits' evaluation split).
 
-    ``source='npz'`` reads the shipped exact test images; ``'torchvision'`` reads torchvision's CIFAR10
-    test split from ``data_dir()`` (its first 1,017 images are the same canonical ids).
+    ``source='npz'``: the shipped exact test images when ``$BENCH_DATA_DIR`` or the cache holds
+    ``cifar10_exact.npz``, else torchvision's copy (the same images, checked); ``'torchvision'``: torchvision's
+    copy only. ``n`` above 1,017 reads torchvision's whole test set (10,000 images).
     """
     if name == "digits":
         x, y = _digits()
         x, y = x[_DIGITS_TRAIN:], y[_DIGITS_TRAIN:]
         k = _subset(n, len(y), "digits")
         return EvalSet("digits", torch.from_numpy(x[:k]), torch.from_numpy(y[:k]),
-                       torch.arange(_DIGITS_TRAIN, _DIGITS_TRAIN + k), tuple(str(i) for i in range(10)), "sklearn")
+                       torch.arange(_DIGITS_TRAIN, _DIGITS_TRAIN + k), tuple(str(i) for i in range(10)), "sklearn",
+                       "sklearn")
     if name != "cifar10":
         raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
-    if source == "torchvision":
-        x, y = _torchvision_cifar10(train=False)
-        k = _subset(n, len(y), "cifar10")
-        return EvalSet("cifar10", _to_float_nchw(x[:k]), torch.from_numpy(y[:k]), torch.arange(k),
-                       CIFAR10_CLASSES, "torchvision")
-    if source != "npz":
+    if source not in SOURCES:
         raise DataError(f"unknown data source {source!r}: choose one of {', '.join(SOURCES)}")
+    if (n is not None and n > tvformat.CANONICAL_N) or source == "torchvision" or find_file(EXACT_FILE) is None:
+        return _torchvision_eval(n, strict=source == "torchvision")
     path = _shipped_file(EXACT_FILE)
     x, y, idx = _arrays(path, "x_test", "y_test", "test_index")
     if x.shape[1:] != (32, 32, 3) or x.dtype != np.uint8 or len(x) != len(y) or len(idx) != len(y):
@@ -150,7 +159,39 @@ def load_eval(name: str = "cifar10", n: int | None = None, source: str = "npz") 
                         "expected uint8 (N, 32, 32, 3) and N labels): replace it with the shipped copy")
     k = _subset(n, len(y), "cifar10")
     return EvalSet("cifar10", _to_float_nchw(x[:k]), torch.from_numpy(y[:k].astype(np.int64)),
-                   torch.from_numpy(idx[:k].astype(np.int64)), CIFAR10_CLASSES, _verified[path])
+                   torch.from_numpy(idx[:k].astype(np.int64)), CIFAR10_CLASSES, SHIPPED_SHA256[EXACT_FILE], "npz")
+
+
+def _torchvision_eval(n: int | None, strict: bool) -> EvalSet:
+    """CIFAR-10's evaluation images from torchvision's copy (found, else downloaded): the canonical 1,017
+    (checked equal to the shipped file's) or, for ``n`` above 1,017, the official test batch (md5-checked)."""
+    root = tvformat.find_root()
+    if root is None:
+        try:
+            root = tvformat.download()
+        except DataError as e:
+            if n is not None and n > tvformat.CANONICAL_N:
+                raise DataError(f"--n {n} is more than the {tvformat.CANONICAL_N:,} exact images of {EXACT_FILE}: "
+                                f"more need torchvision's CIFAR-10 test set ({e}): use --n "
+                                f"{tvformat.CANONICAL_N} or fewer, or put cifar-10-batches-py in the cache") from None
+            if strict:
+                raise DataError(f"{e}: let bench download it (online), or set {tvformat.ROOT_ENV} to the folder that "
+                                f"holds {tvformat.BASE}") from None
+            raise DataError(f"data file {EXACT_FILE} not found in {where_searched()}, and {e}: {_HINT}") from None
+    path = root / tvformat.BASE / "test_batch"
+    full = n is not None and n > tvformat.CANONICAL_N
+    x, y = tvformat.read_batch(path, tvformat.MD5["test_batch"] if full else None)
+    if full:
+        k = _subset(n, len(y), "cifar10")
+        return EvalSet("cifar10", _to_float_nchw(x[:k]), torch.from_numpy(y[:k]), torch.arange(k), CIFAR10_CLASSES,
+                       file_sha256(path), "torchvision")
+    if len(y) < tvformat.CANONICAL_N or tvformat.images_sha256(x[:tvformat.CANONICAL_N], y[:tvformat.CANONICAL_N]
+                                                               ) != tvformat.CANONICAL_SHA256:
+        raise DataError(f"{path}: its first {tvformat.CANONICAL_N:,} images are not CIFAR-10's canonical test "
+                        "images: replace the folder with torchvision's download")
+    k = _subset(n, tvformat.CANONICAL_N, "cifar10")
+    return EvalSet("cifar10", _to_float_nchw(x[:k]), torch.from_numpy(y[:k]), torch.arange(k), CIFAR10_CLASSES,
+                   SHIPPED_SHA256[EXACT_FILE], "torchvision")
 
 
 def load_train(name: str = "cifar10", source: str = "npz", progress: bool = True) -> TrainSet:
@@ -162,8 +203,11 @@ def load_train(name: str = "cifar10", source: str = "npz", progress: bool = True
     if name != "cifar10":
         raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     if source == "torchvision":
-        x, y = _torchvision_cifar10(train=True)
-        return TrainSet("cifar10", x, y, CIFAR10_CLASSES)
+        root = tvformat.find_root() or tvformat.download()
+        parts = [tvformat.read_batch(root / tvformat.BASE / f"data_batch_{i}", tvformat.MD5[f"data_batch_{i}"])
+                 for i in range(1, 6)]
+        return TrainSet("cifar10", np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                        CIFAR10_CLASSES)
     if source != "npz":
         raise DataError(f"unknown data source {source!r}: choose one of {', '.join(SOURCES)}")
     jpeg_path = _shipped_file(TRAIN_JPEG_FILE)
@@ -195,21 +239,6 @@ def _decode_jpegs(blob: np.ndarray, offsets: np.ndarray, progress: bool) -> np.n
         img = Image.open(io.BytesIO(blob[offsets[i]:offsets[i + 1]].tobytes())).convert("RGB")
         out[i] = np.asarray(img)
     return out
-
-
-def _torchvision_cifar10(train: bool) -> tuple[np.ndarray, np.ndarray]:
-    # function-level: torchvision takes seconds to import and only this optional source needs it
-    from torchvision.datasets import CIFAR10
-
-    root = os.environ.get("BENCH_TORCHVISION_ROOT", str(data_dir()))
-    try:
-        ds = CIFAR10(root=root, train=train, download=False)
-    except RuntimeError:
-        raise DataError(
-            f"torchvision CIFAR10 files not found under {root}: download them with "
-            f"torchvision.datasets.CIFAR10('{root}', download=True) or set BENCH_TORCHVISION_ROOT"
-        ) from None
-    return np.asarray(ds.data, dtype=np.uint8), np.asarray(ds.targets, dtype=np.int64)
 
 
 _DIGITS_TRAIN = 1400

@@ -23,7 +23,8 @@ def describe_run(suite: Suite, data, opts: EvalOptions, command: str, data_sourc
     prov.pop("seed")
     return RunInfo(
         suite=suite.name, suite_description=suite.description, dataset=data.name, n=len(data), seed=opts.seed,
-        mode=mode, batch_size=opts.batch_size, data_source=data_source, suite_full_matrix=suite.full_matrix,
+        mode=mode, batch_size=opts.batch_size, data_source=getattr(data, "source", data_source),
+        suite_full_matrix=suite.full_matrix,
         attacks={e.label: e.build().spec() for e in suite.entries},
         entries=[[e.label, e.attack, e.params] for e in suite.entries], aggregates=dict(suite.aggregates),
         command=command, classes=list(data.classes),

@@ -153,7 +153,8 @@ def collect_records(out: str | Path, run: RunInfo, annotate: Annotate | None = N
     for path in paths:
         matrix = Matrix.load(path)
         record = read_model_record(out, path.stem) or ModelRecord(matrix.meta.get("model"), ModelFacts())
-        mrows = record_rows(matrix, run, record.name, record.facts.checkpoint_sha256)
+        mrows = record_rows(matrix, run, record.name, record.facts.checkpoint_sha256,
+                        record.facts.training or "")
         name = mrows[0]["model"]
         if record.suite is not None and _as_json(record.suite.entries) != _as_json(run.entries):
             model_suites[name] = record.suite

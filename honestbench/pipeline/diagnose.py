@@ -84,7 +84,7 @@ def diagnose_model(out: str | Path, record: ModelRecord, model: nn.Module, matri
     forward+backward pass that the model's own attacks took, :func:`seconds_per_pass`): a slow model on a CPU
     (a CIFAR WideResNet) skips the costliest checks (convergence, eps sweep), and the records say which."""
     out, name = Path(out), record.name
-    rows = record_rows(matrix, run, name, record.facts.checkpoint_sha256)
+    rows = record_rows(matrix, run, name, record.facts.checkpoint_sha256, record.facts.training or "")
     n = min(n, matrix.n)
     stochastic = bool(matrix.meta.get("stochastic"))
     kept, skipped = dg.plan_measures(rows, name, stochastic=stochastic, n=n, budget_s=budget_s, R=R,

@@ -15,7 +15,6 @@ from torch import nn
 
 from honestbench import report
 from honestbench.core.errors import BenchError
-from honestbench.core.io import REPO_ROOT
 from honestbench.data import load_eval
 from honestbench.diagnostics import ALWAYS_CHECKS, apply_warnings, record_flags
 from honestbench.engine.options import EvalOptions
@@ -31,7 +30,7 @@ from honestbench.zoo.source import ModelSource
 #: the closing hint: the full evaluation, into a fresh git-ignored folder (never the committed results/)
 FULL_COMMAND = "bench run --models all --suite standard --out runs/standard"
 #: where `bench run` writes without --out: git-ignored (.gitignore has /runs/), never the committed results/
-DEFAULT_OUT = REPO_ROOT / "runs" / "latest"
+DEFAULT_OUT = Path("runs") / "latest"  # relative to the working folder
 
 
 def _log(text: str) -> None:

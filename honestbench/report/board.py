@@ -29,6 +29,7 @@ from honestbench.report.figures import _eps_text
 from honestbench.report.html import inline, markdown_body
 from honestbench.report.tables import WORST, _columns, flag_refs
 from honestbench.results import model_info_path
+from honestbench.zoo.cards import display_name
 
 _URL = re.compile(r"https?://\S+")
 #: optional board columns: (key, header, does a (label, kernel) pair play this role)
@@ -52,6 +53,13 @@ class Row:
     @property
     def stochastic(self) -> bool:
         return any(bool(r.get("stochastic")) for r in self.by.values())
+
+    @property
+    def label(self) -> str:
+        """The model's name with the incomplete-training mark its records carry (``slwta-wrn34-1 (2/30
+        epochs)``)."""
+        marks = [r.get("training") for r in self.by.values() if isinstance(r.get("training"), str)]
+        return display_name(self.model, marks[0] if marks else "")
 
     def acc(self, label: str) -> float | None:
         r = self.by.get(label)
@@ -143,7 +151,7 @@ def _th(key: str, text: str, sub: str = "", first: str = "descending", num: bool
 def _model_cell(row: Row) -> str:
     stoch = ' <span class="sub" style="display:inline">(stochastic)</span>' if row.stochastic else ""
     return (f'<td data-v="{html.escape(row.model.lower())}"><a href="#{anchor("model", row.model)}">'
-            f"{html.escape(row.model)}</a>{stoch}{_paper(row.info)}</td>")
+            f"{html.escape(row.label)}</a>{stoch}{_paper(row.info)}</td>")
 
 
 def _tr(row: Row, cells: str) -> str:

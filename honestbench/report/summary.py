@@ -13,9 +13,10 @@ from tabulate import tabulate
 from honestbench.core.errors import BenchError
 from honestbench.diagnostics.flags import flag_name
 from honestbench.report import sort_models
-from honestbench.report.tables import SORT_KEYS
+from honestbench.report.tables import SORT_KEYS, model_label
 from honestbench.results import load
 from honestbench.suites.model import SURROGATE_LABEL
+from honestbench.zoo.cards import finish_hint
 
 
 def _acc(row: dict | None, interval: bool = False) -> str:
@@ -40,10 +41,17 @@ def summary_table(out: str | Path, sort: str | None = None) -> str:
         names = dict.fromkeys(flag_name(w) for r in by.values()
                               for w in str(r.get("warnings") or "").split(";") if w.strip())
         stoch = " (stochastic)" if g["stochastic"].astype(bool).any() else ""
-        rows.append([model + stoch, _acc(by.get("clean")), _acc(by.get("worst-case"), interval=True),
+        rows.append([model_label(model, g) + stoch, _acc(by.get("clean")), _acc(by.get("worst-case"), interval=True),
                      ", ".join(names) or "none"])
     return tabulate(rows, headers=["model", "clean %", "worst case % [95 % CI]", "flags"], tablefmt="simple",
                     disable_numparse=True)
+
+
+def finish_lines(out: str | Path) -> list[str]:
+    """One line per model of ``out`` trained for fewer epochs than its recipe: how to finish it."""
+    df = load(out)
+    marks = df.drop_duplicates("model").set_index("model")["training"] if "training" in df else {}
+    return [finish_hint(m, t) for m, t in dict(marks).items() if isinstance(t, str) and t]
 
 
 def summary_text(out: str | Path, *, sort: str | None = None, seconds: float | None = None,
@@ -54,7 +62,7 @@ def summary_text(out: str | Path, *, sort: str | None = None, seconds: float | N
     took = f" in {seconds:.1f} s" if seconds is not None else ""
     where = (f"full leaderboard: {out / 'leaderboard.md'} (and leaderboard.html); flags are explained there"
              if report_written else f"records in {out} (no leaderboard: `bench report {out}` draws it)")
-    lines = [summary_table(out, sort), "", f"wrote {out}{took}; {where}"]
+    lines = [summary_table(out, sort), *finish_lines(out), "", f"wrote {out}{took}; {where}"]
     return "\n".join(lines + ([hint] if hint else []))
 
 

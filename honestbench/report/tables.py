@@ -14,6 +14,7 @@ from tabulate import tabulate
 
 from honestbench.core.errors import BenchError
 from honestbench.diagnostics.flags import flag_name
+from honestbench.zoo.cards import display_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,6 +87,13 @@ def _columns(df) -> list[str]:
     return first + [c for c in rest if c not in aggs] + [c for c in rest if c in aggs] + last
 
 
+def model_label(model: str, rows) -> str:
+    """``model`` as the tables show it: with the incomplete-training mark its records carry (``training``,
+    written from :attr:`honestbench.zoo.cards.Card.training`), e.g. ``slwta-wrn34-1 (2/30 epochs)``."""
+    training = rows["training"].iloc[0] if "training" in rows else ""
+    return display_name(model, training if isinstance(training, str) else "")
+
+
 def _per_model(df) -> Iterator[tuple[str, pd.DataFrame, dict[str, dict]]]:
     """``(model, its rows, its rows by attack label)`` for every model of ``df``, in ``df``'s order (the
     records as :func:`honestbench.results.load` orders them)."""
@@ -117,7 +125,7 @@ def table1(df) -> tuple[str, list[str]]:
         refs = flag_refs(model, g.to_dict("records"), notes)
         stoch = " (stochastic)" if g["stochastic"].any() else ""
         flags = "; ".join(f"{name} [{', '.join(map(str, nums))}]" for name, nums in refs.items()) or "none"
-        rows.append([model + stoch, *_cells(by, cols, _pct_ci), flags])
+        rows.append([model_label(model, g) + stoch, *_cells(by, cols, _pct_ci), flags])
     headers = ["Model"] + [HEADERS.get(c, c) for c in cols] + ["Warnings"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), notes
 
@@ -127,9 +135,9 @@ def table2(df) -> str | None:
     if not set(TABLE2) <= set(df["attack"]):
         return None
     rows = []
-    for model, _, by in _per_model(df):
+    for model, g, by in _per_model(df):
         a, b = by["PGD-L2"]["accuracy"], by["PGD"]["accuracy"]
-        rows.append([model, _pct(by.get("clean")), _pct(by["PGD-L2"]), _pct(by["PGD"]),
+        rows.append([model_label(model, g), _pct(by.get("clean")), _pct(by["PGD-L2"]), _pct(by["PGD"]),
                      _pct(by["PGD-L2+Linf"]), f"{100 * (a + b):.2f}"])
     headers = ["Model", "Natural", "PGD L2", "PGD L-inf", "L2 and L-inf, per sample",
                "sum of the two (the report's 114.6 % method: not an accuracy)"]
@@ -181,7 +189,7 @@ def passes_table(df) -> str | None:
     cols = _columns(df)
     rows = []
     for model, g, by in _per_model(sto):
-        rows.append([model, _int(g["R"].iloc[0]), *_cells(by, cols, _mean_over_r)])
+        rows.append([model_label(model, g), _int(g["R"].iloc[0]), *_cells(by, cols, _mean_over_r)])
     headers = ["Model", "R"] + [HEADERS.get(c, c) for c in cols]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
@@ -191,12 +199,12 @@ def timing_table(df) -> str:
     cols = [a for a in _columns(df)
             if a != "clean" and (df.loc[df["attack"] == a, "kernel"] != "aggregate").all()]
     rows = []
-    for model, _, by in _per_model(df):
+    for model, g, by in _per_model(df):
         c = by.get("clean", {})
         total = sum(by[a]["seconds"] or 0 for a in cols if a in by) + (c.get("seconds") or 0)
         cells = _cells(by, cols, lambda r: f"{r['seconds']:.1f} ({_int(r['evaluated'])})")
-        rows.append([model, _num(c.get("ms_per_image_b1"), 2), _num(c.get("ms_per_image_b256"), 3), *cells,
-                     f"{total:.1f}"])
+        rows.append([model_label(model, g), _num(c.get("ms_per_image_b1"), 2), _num(c.get("ms_per_image_b256"), 3),
+                     *cells, f"{total:.1f}"])
     headers = ["Model", "clean ms/img (batch 1)", "clean ms/img (batch 256)"] + \
               [f"{a}: s (images attacked)" for a in cols] + ["total s"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
@@ -210,8 +218,8 @@ def norm_table(df) -> str | None:
     if not cols:
         return None
     rows = []
-    for model, _, by in _per_model(df):
-        rows.append([model, *_cells(by, cols, _norm_sizes)])
+    for model, g, by in _per_model(df):
+        rows.append([model_label(model, g), *_cells(by, cols, _norm_sizes)])
     headers = ["Model"] + [f"{a} ({df.loc[df['attack'] == a, 'norm'].iloc[0]})" for a in cols]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 

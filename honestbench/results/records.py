@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from honestbench.core.errors import BenchError
-from honestbench.core.io import REPO_ROOT, atomic_path, write_json_atomic
+from honestbench.core.io import atomic_path, source_checkout, write_json_atomic
 from honestbench.results.layout import matrix_path
 from honestbench.results.matrix import NOT_EVALUATED, Matrix, wilson_interval
 from honestbench.results.run import RunInfo
@@ -35,12 +35,13 @@ RECORD_COLUMNS = [
     "evaluated", "fooled", "norm", "eps", "eps_effective", "norm_mean", "norm_median",
     "unbounded_success", "unbounded_norm_median", "params",
     "seconds", "ms_per_image_b1", "ms_per_image_b256", "mode", "suite", "dataset", "stochastic",
-    "accuracy_mean_R", "spread", "R", "warnings", "git_commit", "checkpoint_sha256", "data_sha256",
+    "accuracy_mean_R", "spread", "R", "warnings", "git_commit", "checkpoint_sha256", "training", "data_sha256",
     "torch_version", "torchattacks_version", "art_version", "seed", "batch_size", "device", "date",
 ]
 
 
-def record_rows(matrix: Matrix, run: RunInfo, model: str | None = None, checkpoint_sha256: str = "") -> list[dict]:
+def record_rows(matrix: Matrix, run: RunInfo, model: str | None = None, checkpoint_sha256: str = "",
+                training: str = "") -> list[dict]:
     """Rows of one model (``model``, default the matrix's): 'clean', each attack, each aggregate, 'worst-case'
     (in that order), with the run's facts."""
     n = matrix.n
@@ -53,6 +54,7 @@ def record_rows(matrix: Matrix, run: RunInfo, model: str | None = None, checkpoi
         "stochastic": bool(matrix.meta.get("stochastic", False)),
         "warnings": "",
         "checkpoint_sha256": checkpoint_sha256,
+        "training": training,  # '2/30 epochs' for an incomplete card (Card.training), else ''
         **{k: getattr(run, k) for k in ("git_commit", "data_sha256", "torch_version", "torchattacks_version",
                                         "art_version", "seed", "batch_size", "device", "date")},
     }
@@ -145,14 +147,17 @@ def provenance(seed: int, device: str, data_sha256: str) -> dict:
 
 
 def git_commit() -> str:
-    """HEAD's commit (with '+dirty' when tracked files changed), or 'unknown' outside a git checkout.
-    ``$BENCH_GIT_COMMIT`` names it where the tree was copied without .git (e.g. a GPU machine)."""
+    """HEAD's commit (with '+dirty' when tracked files changed), or 'unknown' outside a git checkout (an
+    installed wheel). ``$BENCH_GIT_COMMIT`` names it where the tree was copied without .git (e.g. a GPU machine)."""
     if os.environ.get("BENCH_GIT_COMMIT"):
         return os.environ["BENCH_GIT_COMMIT"]
+    root = source_checkout()
+    if root is None:
+        return "unknown"
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from honestbench.core.errors import BenchError
-from honestbench.core.io import REPO_ROOT, atomic_path, sha256_file
+from honestbench.core.io import atomic_path, sha256_file
 from honestbench.data import load_eval
 from honestbench.nets import is_stochastic
 from honestbench.train.optim import set_total_epochs
@@ -181,6 +181,6 @@ def card_result(tr: Trainer, res: TrainResult, passes: int) -> dict:
 
 def _rel(p: Path) -> str:
     try:
-        return str(Path(p).resolve().relative_to(REPO_ROOT))
+        return str(Path(p).resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(p)

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from honestbench.attacks.base import project_linf
 from honestbench.core.errors import BenchError
-from honestbench.core.io import REPO_ROOT, atomic_path
+from honestbench.core.io import atomic_path
 from honestbench.core.rng import seed_everything
 from honestbench.core.threads import resolve_device
 from honestbench.data import load_train
@@ -34,7 +34,7 @@ from honestbench.train.optim import make_optimizer, make_scheduler
 from honestbench.train.recipe import MixedSchedule, Recipe, scaled_lr, training_attacks
 from honestbench.zoo import Card, build_model
 
-RUNS_DIR = REPO_ROOT / "runs"
+RUNS_DIR = Path("runs")  # relative to the working folder
 
 
 def with_data(card: Card, dataset: str) -> Card:

@@ -1,4 +1,6 @@
-"""The model zoo: one TOML card per model in ``models/`` -> a built, checkpoint-loaded ``nn.Module``.
+"""The model zoo: one TOML card per model in ``honestbench/zoo/models/`` (package data, with the small checkpoints
+in ``models/ckpt/``) -> a built, checkpoint-loaded ``nn.Module``; larger checkpoints are fetched by URL into the
+cache (:mod:`honestbench.zoo.fetch`).
 
 * :mod:`honestbench.zoo.cards` (torch-free): :class:`Card`, :func:`parse_card`, :func:`get_card`, :func:`list_cards`,
   :func:`card_names`, :data:`ZOO_ORDER` (the listing and leaderboard row order), :data:`MODELS_DIR`;
@@ -9,7 +11,7 @@
 * :mod:`honestbench.zoo.builders`: a user's architecture named by text (``FILE.py:fn``, ``pkg.mod:fn``, TorchScript,
   ``torch.export``) and a card's ``normalize``; :mod:`honestbench.zoo.user`: zoo names, card files and model specs
   (``FILE.py:fn@weights.pt``) resolved to loaders plus the ``source`` a run records for ``bench check``.
-  A card may live outside ``models/`` (a file path, or ``--models-dir`` / ``BENCH_MODELS_DIR``) and name its
+  A card may live outside the zoo (a file path, or ``--models-dir`` / ``BENCH_MODELS_DIR``) and name its
   own ``builder`` with ``kwargs``, ``normalize``, ``num_classes``, ``paper``, ``venue``, ``reported``.
 
 ``import honestbench.zoo`` does not import torch: the loading names are imported on first use (PEP 562), so

@@ -1,8 +1,13 @@
-"""Model cards: one TOML file per model in ``models/`` saying what the model is (backbone, defence), how it is
-trained (recipe, data, epochs, seed), where its weights are (``checkpoint``, relative to the repository root,
-or ``data:FILE`` for a file in :func:`honestbench.data.data_dir`) and, in its last table ``[result]`` (written by
-``bench train NAME --update-card``), the checkpoint's sha256, clean accuracy (a fraction in [0, 1]), training
-time (seconds) and machine. A card with an empty ``sha256`` is *untrained*.
+"""Model cards: one TOML file per model saying what the model is (backbone, defence), how it is trained
+(recipe, data, epochs, seed), where its weights are (``checkpoint``, relative to the card's folder, or
+``data:FILE`` for a larger file looked up in ``$BENCH_DATA_DIR`` and the cache, and fetched from the card's
+``url`` when absent: :mod:`honestbench.zoo.fetch`) and, in its last table ``[result]`` (written by ``bench train
+NAME --update-card``), the checkpoint's sha256, clean accuracy (a fraction in [0, 1]), epochs done, training
+time (seconds) and machine. A card with an empty ``sha256`` is *untrained*; one with fewer epochs done than its
+recipe's is *incomplete* (:attr:`Card.training`, shown beside its name in every table).
+
+The zoo's cards and small checkpoints ship inside the package (``honestbench/zoo/models/NAME.toml`` and
+``models/ckpt/NAME.pt``, package data read through :mod:`importlib.resources`): :data:`MODELS_DIR`.
 
 Torch-free: listing and ordering the zoo (``bench list models``, ``bench report``) reads cards only;
 :mod:`honestbench.zoo.loading` builds and loads the models.
@@ -14,13 +19,23 @@ import dataclasses
 import fnmatch
 import os
 import tomllib
+from importlib import resources
 from pathlib import Path
 
 from honestbench.core.errors import ModelCardError
-from honestbench.core.io import REPO_ROOT
 from honestbench.core.registry import suggest
 
-MODELS_DIR = REPO_ROOT / "models"
+
+def _zoo_dir() -> Path:
+    """The package-data folder of the zoo's cards (a real folder: the wheel installs unzipped)."""
+    folder = resources.files("honestbench.zoo").joinpath("models")
+    if not isinstance(folder, Path):  # a zipped install: the zoo must be a folder on disk to glob and torch.load
+        raise ModelCardError("honestbench is installed as a zip archive: install it unzipped (pip install does)")
+    return folder
+
+
+#: the zoo's cards (``NAME.toml``) and small checkpoints (``ckpt/NAME.pt``), inside the installed package
+MODELS_DIR = _zoo_dir()
 
 
 @dataclasses.dataclass
@@ -37,6 +52,8 @@ class Card:
     epochs: int = 1
     seed: int = 0
     checkpoint: str = ""
+    url: str = ""
+    url_key: str = ""
     sha256: str = ""
     stochastic: bool = False
     external: bool = False
@@ -85,13 +102,28 @@ class Card:
     def defence_kind(self) -> str:
         return str(self.defence.get("kind", "none"))
 
+    @property
+    def training(self) -> str:
+        """``'2/30 epochs'`` when the checkpoint was trained for fewer epochs than the card's recipe states
+        (``[result] epochs_done`` < ``epochs``), else ``''``. Runs record it; tables show :func:`display_name`."""
+        if self.epochs_done is None or not self.sha256 or self.epochs_done >= self.epochs:
+            return ""
+        return f"{self.epochs_done}/{self.epochs} epochs"
+
+    @property
+    def display_name(self) -> str:
+        """The name as tables show it: ``'slwta-wrn34-1 (2/30 epochs)'`` for an incomplete card."""
+        return display_name(self.name, self.training)
+
     def checkpoint_path(self) -> Path:
-        """Absolute checkpoint path (``data:FILE`` -> ``data_dir() / FILE``; a user's card: relative paths from
-        the card's folder)."""
-        if self.user and self.path is not None and not self.checkpoint.startswith("data:"):
-            p = Path(os.path.expandvars(self.checkpoint)).expanduser()
-            return p if p.is_absolute() else (self.path.parent / p).resolve()
-        return resolve_checkpoint(self.checkpoint)
+        """Absolute checkpoint path: relative paths from the card's folder; ``data:FILE`` -> the first of
+        ``$BENCH_DATA_DIR/FILE`` and ``cache/FILE`` that exists, else where the cache would hold it."""
+        if self.checkpoint.startswith("data:"):
+            return resolve_checkpoint(self.checkpoint)
+        p = Path(os.path.expandvars(self.checkpoint)).expanduser()
+        if p.is_absolute() or self.path is None:
+            return p.resolve()
+        return (self.path.parent / p).resolve()
 
     def summary(self) -> dict[str, object]:
         """One listing row: name, backbone, defence, recipe, clean accuracy, trained, stochastic."""
@@ -103,16 +135,31 @@ class Card:
         }
 
 
+def display_name(name: str, training: str) -> str:
+    """``name`` with its incomplete-training mark (:attr:`Card.training`, as a run records it): the one place
+    that spells the mark, for the cards and for the report, which reads ``training`` from the records."""
+    return f"{name} ({training})" if training else name
+
+
+def finish_hint(name: str, training: str) -> str:
+    """The line that says how to finish an incomplete card (``training`` as :attr:`Card.training`). Not
+    ``--resume``: a run's ``last.pt`` is tied to the epochs it was started with (a shortened run resumes only to
+    its own end), so the recipe's epochs mean a fresh run."""
+    done, _, planned = training.partition(" ")[0].partition("/")
+    return (f"{name}: trained for {done} of its recipe's {planned} epochs; train it fully with "
+            f"`bench train {name} --update-card`")
+
+
 def resolve_checkpoint(spec: str) -> Path:
-    """Absolute path of a card's ``checkpoint`` (``data:FILE`` -> ``data_dir() / FILE``; ``$VARS`` and ``~``
-    expanded; relative paths from the repository root)."""
+    """Absolute path of a checkpoint spec: ``data:FILE`` -> :func:`honestbench.data.files.find_file` (or where the
+    cache would hold it); else ``$VARS`` and ``~`` expanded, relative paths from the working folder."""
     if spec.startswith("data:"):
         # function-level: honestbench.data imports torch, and cards stay torch-free for `bench report` / `bench list`
-        from honestbench.data import data_dir
+        from honestbench.data.files import cache_path, find_file
 
-        return data_dir() / spec[len("data:"):]
-    p = Path(os.path.expandvars(spec)).expanduser()
-    return p if p.is_absolute() else REPO_ROOT / p
+        name = spec[len("data:"):]
+        return find_file(name) or cache_path(name)
+    return Path(os.path.expandvars(spec)).expanduser().resolve()
 
 
 _TOP_KEYS = {f.name for f in dataclasses.fields(Card)} - {"result", "path", "sha256", "clean_accuracy",

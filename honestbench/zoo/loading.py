@@ -20,6 +20,7 @@ from honestbench.nets import GaussianSmoothing, act_factory, build_backbone, lay
 from honestbench.nets.fast import optimize_for_inference
 from honestbench.zoo.builders import call_builder, with_normalize
 from honestbench.zoo.cards import Card, get_card
+from honestbench.zoo.fetch import fetch_checkpoint
 
 _sha_cache: dict[tuple[str, float, int], str] = {}
 _warned_unchecked: set[str] = set()
@@ -150,7 +151,8 @@ def checked_checkpoint(card: Card) -> Path:
     if not card.trained:
         raise ModelCardError(f"model {card.name!r} is untrained (its card has no checkpoint sha256 yet): "
                              f"run `bench train {card.name} --update-card`")
-    path = card.checkpoint_path()
+    # a larger file (data:FILE): found in BENCH_DATA_DIR or the cache, else fetched by URL (sha256-checked)
+    path = fetch_checkpoint(card) if card.checkpoint.startswith("data:") else card.checkpoint_path()
     if not path.is_file():
         raise ModelCardError(f"model {card.name!r}: checkpoint {path} is missing: {fix}")
     digest = file_sha256(path)

@@ -22,7 +22,8 @@ class ModelFacts:
     compares), ``stochastic`` (the card says so; None: detected by two forward passes), ``description``,
     ``data`` (its dataset), ``source`` (how ``bench check`` rebuilds it: ``{"zoo": name}``, ``{"card": path}``
     or ``{"spec": ..., "weights": ..., "normalize": ...}``) and a user card's ``paper``, ``venue``,
-    ``reported`` (accuracies its authors report) and ``num_classes``. Unset (None) facts are not written."""
+    ``reported`` (accuracies its authors report) and ``num_classes``; ``training`` marks an incompletely
+    trained card (:attr:`~honestbench.zoo.cards.Card.training`). Unset (None) facts are not written."""
 
     checkpoint_sha256: str = ""
     stochastic: bool | None = None
@@ -33,6 +34,7 @@ class ModelFacts:
     venue: str | None = None
     reported: dict | None = None
     num_classes: int | None = None
+    training: str | None = None  # '2/30 epochs' for a card trained for fewer epochs than its recipe
 
     def to_json(self) -> dict[str, Any]:
         """The facts as JSON-able data, in field order, unset ones left out."""

@@ -73,7 +73,8 @@ def card_source(card: Card) -> ModelSource:
         sha = file_sha256(card.checkpoint_path())
     extra = {k: getattr(card, k) for k in ("paper", "venue", "reported", "num_classes")
              if card.user and getattr(card, k)}
-    facts = ModelFacts(sha, bool(card.stochastic), card.description, card.data, card.source, **extra)
+    facts = ModelFacts(sha, bool(card.stochastic), card.description, card.data, card.source, **extra,
+                       training=card.training or None)
     return ModelSource(card.name, lambda device: load_card_model(card, device), facts, card)
 
 

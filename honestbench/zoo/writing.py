@@ -37,3 +37,22 @@ def write_result(card_path: Path, result: dict) -> None:
     body += "".join(f"{k} = {toml_value(v)}\n" for k, v in result.items())
     with atomic_path(card_path, "w") as f:
         f.write(head + body)
+
+
+#: where measurements about a card's training (not its recipe or result) are kept: ``results/training/NAME.md``
+TRAINING_LOGS = Path("results") / "training"
+
+
+def write_training_log(name: str, section: str, fields: dict, command: str, root: Path | None = None) -> Path:
+    """Replace (or add) the section ``## section`` of ``ROOT/results/training/NAME.md`` (``root``: the working
+    folder) with ``fields`` as a table, under the ``command`` that measured them. Cards keep the recipe and the
+    result; measurement logs (CPU time extrapolations, load averages) live here, beside their command."""
+    path = (root or Path.cwd()) / TRAINING_LOGS / f"{name}.md"
+    old = path.read_text() if path.is_file() else f"# Training measurements: {name}\n"
+    head, sections = old.split("\n## ", 1)[0].rstrip() + "\n", old.split("\n## ")[1:]
+    kept = ["## " + s.rstrip() + "\n" for s in sections if s.split("\n", 1)[0].strip() != section]
+    body = [f"## {section}", "", "```", command, "```", "", "| field | value |", "|---|---|"]
+    body += [f"| {k} | {v} |" for k, v in fields.items()]
+    with atomic_path(path, "w") as f:
+        f.write("\n".join([head, *kept, "\n".join(body) + "\n"]))
+    return path

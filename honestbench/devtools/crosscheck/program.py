@@ -63,11 +63,10 @@ def load_reference_model(spec: str, device: torch.device, seed: int = 0, dataset
     data = implied or dataset or "cifar10"
     zoo_part, user_parts = split_models(spec)
     kw = {"log": log} if log else {}
-    specs = resolve_model_specs(zoo_part or None, user_parts, data, device, data_source=source,
-                                normalize=normalize, **kw)
+    specs = resolve_model_specs(zoo_part or None, user_parts, data, data_source=source, normalize=normalize, **kw)
     if not specs:
         raise BenchError(f"crosscheck: model {spec!r} cannot be loaded (see the note above)")
-    return specs[0].load(), implied or dataset
+    return specs[0].load(device), implied or dataset
 
 
 def run_crosscheck(
