@@ -29,7 +29,7 @@ from torch import nn
 
 from honestbench.certify import ops
 from honestbench.certify.bounds import backward, input_box, lower_bound, propagate, spec_matrix
-from honestbench.certify.graph import Graph, build_graph
+from honestbench.certify.graph import Graph, UnsupportedLayer, build_graph
 from honestbench.core.errors import BenchError
 
 STATUSES = ("robust", "counterexample", "timeout", "unknown")
@@ -71,6 +71,10 @@ def encode(model: nn.Module, shape: tuple[int, ...]) -> _Encoding:
     """The float64 encoding of ``model`` for inputs of ``shape`` (C, H, W)."""
     graph = build_graph(copy.deepcopy(model).double().eval())
     _, shapes = propagate(graph, (torch.zeros(1, *shape, dtype=torch.float64),) * 2)
+    other = [n for n in graph.nodes if not n.op.affine and not isinstance(n.op, ops.ReLU)]
+    if other:
+        raise UnsupportedLayer(f"exact verification encodes ReLU networks only: cannot encode layer {other[0].name!r} "
+                               f"({other[0].op.kind})")
     relus = [i for i, n in enumerate(graph.nodes) if isinstance(n.op, ops.ReLU)]
     terms = [0, *relus]
     sizes = {t: int(np.prod(shapes[t])) for t in terms}
