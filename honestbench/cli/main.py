@@ -72,6 +72,9 @@ def _add_run_parser(sub) -> None:
                    help="the suite's budget in pixel units of [0, 1], fractions accepted (8/255); step sizes "
                         "scale with it")
     p.add_argument("--suite", default=None, help="attack suite (see `bench list suites`) or a suite file (.toml)")
+    p.add_argument("--certify", default=None, metavar="METHOD[,exact=S]",
+                   help="add the certified column (crown, ibp or crown-ibp lower bound at the suite's L-inf "
+                        "budget) and with exact=S the exact column (MILP, S seconds per image)")
     p.add_argument("--out", default=None, help="output directory (default runs/latest, git-ignored)")
     p.add_argument("--full-matrix", action="store_true", help="attack every clean-correct sample with every attack")
     p.add_argument("--diagnose", action="store_true", help="run the gradient-masking diagnostics")

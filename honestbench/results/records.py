@@ -74,6 +74,21 @@ def record_rows(matrix: Matrix, run: RunInfo, model: str | None = None, checkpoi
             "norm": "/".join(sorted({str(specs.get(m, {}).get("norm")) for m in members})),
             "params": json.dumps({"members": members}), "seconds": float(matrix.seconds[cols].sum()),
             "evaluated": int(clean.sum())}))
+    rows.extend(_bound_rows(matrix, base))
+    return rows
+
+
+def _bound_rows(matrix: Matrix, base: dict) -> list[dict]:
+    """The rows of the bound columns (``certified``, ``exact``; :mod:`honestbench.engine.certified`): ``attack``
+    the label, ``kernel`` the method; a model the bounds refused gets no number, its refusal in ``warnings``."""
+    rows = []
+    for j, (label, info) in enumerate(matrix.meta.get("bounds", {}).items()):
+        row = _row({**base, "warnings": info.get("note", "")}, label, info["method"], matrix.bounds[:, j], matrix.n, {
+            "norm": "linf", "eps": info["eps"], "eps_effective": info["eps"], "seconds": info["seconds"],
+            "evaluated": matrix.n, "params": json.dumps({"limit_s": info.get("limit")} if info.get("limit") else {})})
+        if info.get("refused"):
+            row.update(accuracy=None, count=None, count_hi=None, ci_lo=None, ci_hi=None, exact=False)
+        rows.append(row)
     return rows
 
 
