@@ -5,7 +5,8 @@ type, so a subclass that changes the forward pass (a noisy conv, a stochastic ac
 
 Supported: Conv2d (zero padding), Linear, ReLU, BatchNorm1d/2d in eval mode, Flatten, AvgPool2d /
 AdaptiveAvgPool2d and MaxPool2d / AdaptiveMaxPool2d (uniform windows), residual additions of two tensors,
-multiplication / division by a constant, Identity / Dropout in eval mode, and the card's input normalisation (:class:`Normalize`).
+multiplication / division by a constant, Identity / Dropout in eval mode, and the card's input normalisation
+(:class:`Normalize`).
 """
 
 from __future__ import annotations
