@@ -111,7 +111,7 @@ def exact_cell(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: Certify
         relus = _relus(model, graph, x)
         if relus > spec.exact_max_relus:
             return _refused(n, method, f"exact: not attempted on {relus:,} ReLUs (more than "
-                                       f"{spec.exact_max_relus:,}; the MILP encoding is dense)", t0)
+                                       f"{spec.exact_max_relus:,}: the MILP encoding is dense)", t0)
         on_cpu = all(p.device.type == "cpu" for p in model.parameters())
         model_cpu = model if on_cpu else copy.deepcopy(model).cpu()
         verdicts = verify(model_cpu, x, y, eps, float(spec.exact_limit))

@@ -8,6 +8,8 @@ attacks left standing that the bound did not prove, or that the MILP broke), wit
 
 from __future__ import annotations
 
+import json
+
 from tabulate import tabulate
 
 from honestbench.results import wilson_interval
@@ -39,6 +41,11 @@ def _difference(worst: dict | None, bound: dict | None) -> str:
     return _pct(int(worst["count"]) - int(bound["count"]), int(worst["n"]))
 
 
+def _note(row: dict | None) -> str:
+    """The column's note (fallback, unsettled images, refusal) from its ``params``."""
+    return json.loads(row.get("params") or "{}").get("note", "") if row is not None else ""
+
+
 def certified_section(df) -> list[str]:
     """The markdown section (empty when no model has a bound column)."""
     if not df["attack"].isin(BOUND_LABELS).any():
@@ -50,7 +57,7 @@ def certified_section(df) -> list[str]:
         rows.append([model, _cell(by.get("clean")), _cell(cert), _cell(exact), _cell(worst),
                      _difference(worst, cert), _difference(worst, exact),
                      " / ".join(r["kernel"] for r in (cert, exact) if r is not None)])
-        notes += [f"{model}: {r['warnings']}" for r in (cert, exact) if r is not None and r.get("warnings")]
+        notes += [f"{model}: {note}" for note in (_note(r) for r in (cert, exact)) if note]
     eps = df.loc[df["attack"].isin(BOUND_LABELS), "eps"].dropna().unique()
     budget = ", ".join(f"{e:.4g}" for e in eps)
     table = tabulate(rows, headers=["Model", "Natural", "certified", "exact", "Worst case", "attack gap",
