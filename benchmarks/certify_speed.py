@@ -1,9 +1,10 @@
 """Speed and outcome of the certify layer on the 1,017 CIFAR-10 evaluation images: IBP and CROWN certified
 accuracy (with clean accuracy) and their time, and exact verification by MILP (HiGHS) with a per-image
-time limit: how many images it settles (robust or counterexample) and in how long.
+time limit: how many images it settles (robust or counterexample) and in how long. ``--data digits``: the
+scikit-learn 8x8 digits test images instead (the MILP-sized MLP).
 
     BENCH_THREADS=2 .venv/bin/python benchmarks/certify_speed.py --bounds ibp-cnn-2:2/255,ibp-cnn-8:8/255 \\
-        --milp ibp-mlp-2:2/255:10,ibp-cnn-2:2/255:10 [--n 1017] [--checkpoint-dir runs]
+        --milp ibp-mlp-2:2/255:10,ibp-cnn-2:2/255:10 [--n 1017] [--data digits]
 
 ``--bounds`` and ``--milp`` take ``MODEL:EPS`` and ``MODEL:EPS:SECONDS`` items. Wall time (s) and the process
 CPU time (s, all threads) are printed: on a shared machine the wall time overstates the cost.
@@ -35,13 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bounds", default="ibp-cnn-2:2/255")
     ap.add_argument("--milp", default="")
-    ap.add_argument("--n", type=int, default=1017)
+    ap.add_argument("--n", type=int, default=None, help="first N images (default: all; CIFAR-10: 1,017)")
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--data", default="cifar10", choices=["cifar10", "digits"], help="evaluation images")
     a = ap.parse_args(argv)
     configure_threads()
-    ev = load_eval("cifar10", n=a.n)
+    ev = load_eval(a.data, n=a.n)
     x, y = ev.x.float(), ev.y.long()
-    print(f"{len(y)} CIFAR-10 images, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"{len(y)} {a.data} images, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("| model | eps | method | clean | certified | wall s | cpu s |\n|---|---|---|---|---|---|---|")
     for item in filter(None, a.bounds.split(",")):
         name, eps = item.split(":")

@@ -61,7 +61,7 @@ def backward(graph: Graph, start: int, a: torch.Tensor, shapes: list[tuple[int, 
         if ai is None:
             continue
         node = graph.nodes[i]
-        if isinstance(node.op, ops.Input) or (isinstance(node.op, ops.ReLU) and relax is None):
+        if isinstance(node.op, ops.Input) or (not node.op.affine and relax is None):
             terminals[i] = ai
             continue
         if isinstance(node.op, ops.ReLU):
@@ -69,6 +69,9 @@ def backward(graph: Graph, start: int, a: torch.Tensor, shapes: list[tuple[int, 
             pos, neg = ai.clamp(min=0), ai.clamp(max=0)
             bias = bias + (neg * bu).flatten(2).sum(-1)
             outs = [pos * sl + neg * su]
+        elif isinstance(node.op, ops.MaxPool2d):
+            out, b = ops.maxpool_relaxation(node.op, ai, relax[node.inputs[0]])
+            bias, outs = bias + b, [out]
         else:
             outs, b = node.op.backward(ai, [shapes[j] for j in node.inputs])
             if b is not None:
@@ -102,7 +105,7 @@ def propagate(graph: Graph, box: Interval, refine: bool = False) -> tuple[list[I
         bounds[i] = node.op.interval(*(bounds[j] for j in node.inputs))
         shapes[i] = tuple(bounds[i][0].shape[1:])
         m = max(mixes[j] for j in node.inputs)
-        mixes[i] = 99 if isinstance(node.op, (ops.ReLU, ops.Add)) else m + int(node.op.mixing)
+        mixes[i] = 99 if isinstance(node.op, (ops.ReLU, ops.MaxPool2d, ops.Add)) else m + int(node.op.mixing)
         if i in pre and mixes[i] > 1:  # IBP is exact up to the first mixing affine map
             bounds[i] = _refine(graph, i, bounds, shapes)
     return bounds, shapes
@@ -118,7 +121,7 @@ def _refine(graph: Graph, i: int, bounds: list, shapes: list) -> Interval:
     img, neu = ((lo_f < 0) & (up_f > 0)).nonzero(as_tuple=True)
     if len(img) == 0:
         return lo, up
-    needed = {0} | {graph.nodes[r].inputs[0] for r in range(i) if isinstance(graph.nodes[r].op, ops.ReLU)}
+    needed = {0} | {graph.nodes[r].inputs[0] for r in range(i) if not graph.nodes[r].op.affine}
     biggest = max(max(int(torch.tensor(s).prod()) for s in shapes[:i + 1]), 1)
     step = max(1, CHUNK_FLOATS // (2 * biggest))
     for c in range(0, len(img), step):

@@ -4,8 +4,9 @@ first step it cannot bound (:class:`UnsupportedLayer`). Never a wrong bound: mod
 type, so a subclass that changes the forward pass (a noisy conv, a stochastic activation) is refused.
 
 Supported: Conv2d (zero padding), Linear, ReLU, BatchNorm1d/2d in eval mode, Flatten, AvgPool2d /
-AdaptiveAvgPool2d (uniform windows), residual additions of two tensors, multiplication / division by a
-constant, Identity / Dropout in eval mode, and the card's input normalisation (:class:`Normalize`).
+AdaptiveAvgPool2d and MaxPool2d / AdaptiveMaxPool2d (uniform windows), residual additions of two tensors,
+multiplication / division by a constant, Identity / Dropout in eval mode, and the card's input normalisation
+(:class:`Normalize`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class UnsupportedLayer(BenchError):
 
 
 _LEAVES = (nn.Conv2d, nn.Linear, nn.ReLU, ZooReLU, nn.BatchNorm1d, nn.BatchNorm2d, nn.Flatten, nn.AvgPool2d,
-           nn.AdaptiveAvgPool2d, nn.Identity, nn.Dropout, Normalize)
+           nn.AdaptiveAvgPool2d, nn.MaxPool2d, nn.AdaptiveMaxPool2d, nn.Identity, nn.Dropout, Normalize)
 
 
 class _Tracer(fx.Tracer):
@@ -73,7 +74,7 @@ class Graph:
 
 def _refuse(what: str) -> UnsupportedLayer:
     return UnsupportedLayer(f"cannot bound {what}: the certify layer supports Conv2d, Linear, ReLU, BatchNorm "
-                            "(eval), Flatten, average pooling, residual additions and input normalisation")
+                            "(eval), Flatten, average and max pooling, residual additions and input normalisation")
 
 
 def _module_op(m: nn.Module, name: str) -> ops.Op:
@@ -105,6 +106,13 @@ def _module_op(m: nn.Module, name: str) -> ops.Op:
         return ops.AvgPool2d(pair(m.kernel_size), pair(m.stride or m.kernel_size), pair(m.padding))
     if t is nn.AdaptiveAvgPool2d:
         return _AdaptiveAvg(m.output_size, where)
+    if t is nn.MaxPool2d:
+        if m.ceil_mode or m.return_indices or m.dilation not in (1, (1, 1)):
+            raise _refuse(f"{where} with ceil_mode / return_indices / dilation")
+        pair = nn.modules.utils._pair
+        return ops.MaxPool2d(pair(m.kernel_size), pair(m.stride or m.kernel_size), pair(m.padding))
+    if t is nn.AdaptiveMaxPool2d and not m.return_indices:
+        return _AdaptiveMax(m.output_size, where)
     if t is nn.Identity or (t is nn.Dropout and not m.training):
         return ops.Identity()
     raise _refuse(where)
@@ -122,6 +130,24 @@ class _AdaptiveAvg(ops.AvgPool2d):
         if any(s % o for s, o in zip(shape[-2:], out, strict=True)):
             raise _refuse(f"{self.where}: input {tuple(shape[-2:])} is not a multiple of output {tuple(out)}")
         self.kernel = self.stride = tuple(s // o for s, o in zip(shape[-2:], out, strict=True))
+
+    def forward(self, x):
+        self._fix(x.shape)
+        return super().forward(x)
+
+    def interval(self, b):
+        self._fix(b[0].shape)
+        return super().interval(b)
+
+
+class _AdaptiveMax(ops.MaxPool2d):
+    """AdaptiveMaxPool2d whose windows are uniform (input size a multiple of the output size)."""
+
+    def __init__(self, size, where: str):
+        self.size, self.where = nn.modules.utils._pair(size), where
+        super().__init__((1, 1), (1, 1), (0, 0))
+
+    _fix = _AdaptiveAvg._fix
 
     def forward(self, x):
         self._fix(x.shape)

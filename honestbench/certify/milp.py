@@ -5,12 +5,15 @@ Per image: the ReLU network over the clipped L-inf ball is encoded exactly. Vari
 bounds), every ReLU output ``a`` and, for each *unstable* ReLU (pre-activation bounds ``l < 0 < u`` from
 CROWN, :mod:`honestbench.certify.bounds`), a binary ``d`` with ``a >= z, a <= u d, a <= z - l (1 - d)``
 (the big-M encoding); stable ReLUs are fixed (``a = z`` or ``a = 0``). For each class ``j`` not already
-certified by CROWN, HiGHS decides whether ``f_y - f_j <= tol`` is feasible:
+certified by CROWN (the weakest first), HiGHS minimises the margin ``f_y - f_j`` and stops early: once
+every open node's bound exceeds ``tol`` (``objective_bound``: that target cannot be reached) or once it holds a
+point with margin < ``-margin_slack`` (``objective_target``). Minimising, rather than asking whether
+``f_y - f_j <= tol`` is feasible, gives the branch and bound a direction and finds counterexamples at once:
 
-* infeasible for every ``j``: ``robust`` (margins > ``tol`` over the whole ball, in float64 arithmetic);
-* a feasible point that the real model (float32 forward pass, the point clipped into the ball) misclassifies:
-  ``counterexample``; if it does not, the search is repeated for ``f_y - f_j <= -margin_slack``; still none:
-  ``unknown`` (the minimum margin lies within the solver's numerical tolerance of 0);
+* every target pruned: ``robust`` (margins > ``tol`` over the whole ball, in float64 arithmetic);
+* a point with margin < ``-margin_slack`` that the real model (float32 forward pass, the point clipped into the
+  ball) misclassifies: ``counterexample``; one it does not misclassify, or a minimum within
+  [``-margin_slack``, ``tol``]: ``unknown`` (the minimum lies within numerical tolerance of 0);
 * the per-image time limit spent: ``timeout``.
 """
 
@@ -26,7 +29,7 @@ from torch import nn
 
 from honestbench.certify import ops
 from honestbench.certify.bounds import backward, input_box, lower_bound, propagate, spec_matrix
-from honestbench.certify.graph import Graph, build_graph
+from honestbench.certify.graph import Graph, UnsupportedLayer, build_graph
 from honestbench.core.errors import BenchError
 
 STATUSES = ("robust", "counterexample", "timeout", "unknown")
@@ -68,6 +71,10 @@ def encode(model: nn.Module, shape: tuple[int, ...]) -> _Encoding:
     """The float64 encoding of ``model`` for inputs of ``shape`` (C, H, W)."""
     graph = build_graph(copy.deepcopy(model).double().eval())
     _, shapes = propagate(graph, (torch.zeros(1, *shape, dtype=torch.float64),) * 2)
+    other = [n for n in graph.nodes if not n.op.affine and not isinstance(n.op, ops.ReLU)]
+    if other:
+        raise UnsupportedLayer(f"exact verification encodes ReLU networks only: cannot encode layer {other[0].name!r} "
+                               f"({other[0].op.kind})")
     relus = [i for i, n in enumerate(graph.nodes) if isinstance(n.op, ops.ReLU)]
     terms = [0, *relus]
     sizes = {t: int(np.prod(shapes[t])) for t in terms}
@@ -147,17 +154,45 @@ def _build(enc: _Encoding, bounds: list, x_box: tuple[np.ndarray, np.ndarray], y
         rows.add(np.append(idx, d), np.append(val, -lk), -np.inf, bk - lk)  # a <= z - l (1 - d)
         rows.add(np.array([a, d]), np.array([1.0, -uk]), -np.inf, 0.0)  # a <= u d
         binaries.append(d)
-    out_blocks, out_bias = enc.out
-    for j in range(len(out_bias)):  # margin rows f_y - f_j, free until a target switches one on
-        iy, vy = _linear_row(enc, out_blocks, y)
-        _, vj = _linear_row(enc, out_blocks, j)
-        rows.add(iy, vy - vj, -np.inf, np.inf)
     rows.push(h)
     if binaries:
         h.changeColsIntegrality(n_bin, np.array(binaries, np.int32),
                                 np.array([highspy.HighsVarType.kInteger] * n_bin))
-    first_margin = len(rows.lo) - len(out_bias)
-    return h, first_margin, out_bias[y] - out_bias, n_bin
+    out_blocks, out_bias = enc.out
+    iy, vy = _linear_row(enc, out_blocks, y)
+    margins = [(iy, vy - _linear_row(enc, out_blocks, j)[1]) for j in range(len(out_bias))]
+    return h, margins, out_bias[y] - out_bias, n_bin
+
+
+def _solve(h, margin: tuple[np.ndarray, np.ndarray], bias: float, left: float, tol: float, slack: float,
+           n_in: int) -> Verdict:
+    """Minimise one margin ``f_y - f_j`` (its linear part ``margin`` plus ``bias``) over the encoding, stopping
+    as soon as the search proves it > ``tol`` (HiGHS's ``objective_bound`` prunes every node whose bound is
+    above; all pruned: robust) or finds a point with margin < ``-slack`` (``objective_target``)."""
+    import highspy
+
+    st = highspy.HighsModelStatus
+    n = h.getNumCol()
+    h.changeColsCost(n, np.arange(n, dtype=np.int32), np.zeros(n))
+    idx, val = margin
+    h.changeColsCost(len(idx), idx.astype(np.int32), val)
+    h.setOptionValue("objective_bound", tol - bias)
+    h.setOptionValue("objective_target", -slack - bias)
+    h.setOptionValue("time_limit", float(left))
+    h.run()
+    status = h.getModelStatus()
+    if status in (st.kInfeasible, st.kObjectiveBound):
+        return Verdict("robust", 0.0)
+    if status == st.kTimeLimit:
+        return Verdict("timeout", 0.0)
+    if status not in (st.kOptimal, st.kObjectiveTarget):
+        return Verdict("unknown", 0.0)
+    value = h.getInfo().objective_function_value + bias
+    if value > tol:
+        return Verdict("robust", 0.0)
+    if value > -slack:
+        return Verdict("unknown", 0.0)
+    return Verdict("counterexample", 0.0, point=np.array(h.getSolution().col_value[:n_in]))
 
 
 def _in_ball(p: np.ndarray, x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -172,12 +207,11 @@ def verify(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, time_
     labels ``y``, L-inf budget ``eps``; ``time_limit`` seconds per image (bounds, encoding and solves);
     ``options``: HiGHS options (e.g. ``{"output_flag": True}`` for the solver's log)."""
     try:
-        import highspy
+        import highspy  # noqa: F401
     except ImportError:
         raise BenchError("exact verification needs HiGHS: pip install highspy") from None
     model = model.eval()
     enc = encode(model, tuple(x.shape[1:]))
-    st = highspy.HighsModelStatus
     out = []
     for i in range(len(x)):
         t0 = time.perf_counter()
@@ -198,37 +232,24 @@ def verify(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, time_
             out.append(Verdict("robust", time.perf_counter() - t0))
             continue
         box = tuple(b.reshape(-1).numpy() for b in input_box(xi.double(), eps))
-        h, first, bm, n_bin = _build(enc, bounds, box, yi, options)
-        verdict = Verdict("robust", 0.0, binaries=n_bin)
+        h, margins, bm, n_bin = _build(enc, bounds, box, yi, options)
+        verdict, solves = Verdict("robust", 0.0, binaries=n_bin), 0
         for j in targets:
-            for bound in (tol, -margin_slack):
-                left = time_limit - (time.perf_counter() - t0)
-                if left <= 0:
-                    verdict = Verdict("timeout", 0.0, j, binaries=n_bin)
-                    break
-                h.setOptionValue("time_limit", float(left))
-                h.changeRowBounds(first + j, -np.inf, bound - bm[j])
-                h.run()
-                verdict.solves += 1
-                status = h.getModelStatus()
-                if status == st.kInfeasible:
-                    if bound < 0:
-                        verdict = Verdict("unknown", 0.0, j, binaries=n_bin, solves=verdict.solves)
-                    break
-                if status != st.kOptimal:
-                    verdict = Verdict("timeout" if status == st.kTimeLimit else "unknown", 0.0, j, binaries=n_bin,
-                                      solves=verdict.solves)
-                    break
-                p = _in_ball(np.array(h.getSolution().col_value[:enc.sizes[0]]), xi, eps)
+            left = time_limit - (time.perf_counter() - t0)
+            verdict = _solve(h, margins[j], float(bm[j]), left, tol, margin_slack, enc.sizes[0]) if left > 0 else \
+                Verdict("timeout", 0.0)
+            solves += left > 0
+            verdict.target, verdict.binaries, verdict.solves = j, n_bin, solves
+            if verdict.status == "counterexample":
+                p = _in_ball(verdict.point, xi, eps)
                 with torch.no_grad():
-                    if int(model(p).argmax(1)) != yi:
-                        verdict = Verdict("counterexample", 0.0, j, p[0].numpy(), n_bin, verdict.solves)
-                        break
-                if bound < 0:
-                    verdict = Verdict("unknown", 0.0, j, binaries=n_bin, solves=verdict.solves)
-            h.changeRowBounds(first + j, -np.inf, np.inf)
+                    if int(model(p).argmax(1)) == yi:  # within float tolerance of the boundary
+                        verdict.status, verdict.point = "unknown", None
+                    else:
+                        verdict.point = p[0].numpy()
             if verdict.status != "robust":
                 break
+            verdict.target = None
         verdict.seconds = time.perf_counter() - t0
         out.append(verdict)
         if log:

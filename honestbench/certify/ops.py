@@ -3,7 +3,8 @@
 a CROWN coefficient tensor ``A`` has shape ``(batch, specs, *node_shape)``.
 
 Affine operations map ``x -> L x + b``; ``backward(A)`` returns ``A L`` (one per input) and the bias term
-``A b`` of shape ``(batch, specs)``. :class:`ReLU` is the only non-linear operation; CROWN relaxes it.
+``A b`` of shape ``(batch, specs)``. :class:`ReLU` and :class:`MaxPool2d` are the non-linear operations;
+CROWN relaxes them.
 """
 
 from __future__ import annotations
@@ -194,3 +195,34 @@ class Add(Op):
 
     def backward(self, a, in_shapes):
         return [a, a], None
+
+
+class MaxPool2d(Op):
+    """Max pooling: monotone, so its box is the pooled box; not affine, so CROWN relaxes it like a ReLU
+    (:func:`maxpool_relaxation`)."""
+
+    kind, affine, mixing = "MaxPool2d", False, False
+
+    def __init__(self, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int]):
+        self.kernel, self.stride, self.padding = kernel, stride, padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(x, self.kernel, self.stride, self.padding)
+
+    def interval(self, b: Interval) -> Interval:
+        return self.forward(b[0]), self.forward(b[1])
+
+
+def maxpool_relaxation(op: MaxPool2d, a: torch.Tensor, pre: Interval) -> tuple[torch.Tensor, torch.Tensor]:
+    """CROWN's step back through max pooling for coefficients ``a`` (batch, specs, C, Ho, Wo) whose input
+    lies in ``pre``: below, ``max(z) >= z_k`` with ``k`` the window's largest lower bound; above,
+    ``max(z) <= max(u)`` (a constant). Returns the input coefficients and the bias (batch, specs)."""
+    lo, up = pre
+    _, idx = F.max_pool2d(lo, op.kernel, op.stride, op.padding, return_indices=True)
+    top = op.forward(up)
+    pos, neg = a.clamp(min=0), a.clamp(max=0)
+    bias = (neg * top.unsqueeze(1)).flatten(2).sum(-1)
+    b, s, c = a.shape[:3]
+    out = a.new_zeros(b, s, c, lo.shape[-2] * lo.shape[-1])
+    out.scatter_add_(3, idx.flatten(2).unsqueeze(1).expand(b, s, c, -1), pos.flatten(3))
+    return out.reshape(b, s, *lo.shape[1:]), bias

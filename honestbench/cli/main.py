@@ -23,15 +23,18 @@ from honestbench.core.errors import BenchError
 def _split_data_flag(args: argparse.Namespace) -> None:
     if not hasattr(args, "data"):
         return
+    if args.data is None:  # `bench train` without --data: the card's own dataset
+        args.data = "npz"
+        return
     dataset, source = DATA_CHOICES[args.data]
     args.dataset = args.dataset or dataset
     args.data = source
 
 
-def _add_data_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default="cifar10", choices=list(DATA_CHOICES),
-                   help="cifar10: the shipped CIFAR-10 files in $BENCH_DATA_DIR (default); torchvision: "
-                        "torchvision's CIFAR10 files; digits: scikit-learn's 8x8 digits (fast tests)")
+def _add_data_flags(p: argparse.ArgumentParser, default: str | None = "cifar10") -> None:
+    p.add_argument("--data", default=default, choices=list(DATA_CHOICES),
+                   help="cifar10: the shipped CIFAR-10 files in $BENCH_DATA_DIR (default; `bench train`: the card's "
+                        "data); torchvision: torchvision's CIFAR10 files; digits: scikit-learn's 8x8 digits")
     p.add_argument("--dataset", default=None, help=argparse.SUPPRESS)  # older spelling of --data
     p.add_argument("--n", type=int, default=None, help="evaluate the first N images in canonical order")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
@@ -69,6 +72,9 @@ def _add_run_parser(sub) -> None:
                    help="the suite's budget in pixel units of [0, 1], fractions accepted (8/255); step sizes "
                         "scale with it")
     p.add_argument("--suite", default=None, help="attack suite (see `bench list suites`) or a suite file (.toml)")
+    p.add_argument("--certify", default=None, metavar="METHOD[,exact=S]",
+                   help="add the certified column (crown, ibp or crown-ibp lower bound at the suite's L-inf "
+                        "budget) and with exact=S the exact column (MILP, S seconds per image)")
     p.add_argument("--out", default=None, help="output directory (default runs/latest, git-ignored)")
     p.add_argument("--full-matrix", action="store_true", help="attack every clean-correct sample with every attack")
     p.add_argument("--diagnose", action="store_true", help="run the gradient-masking diagnostics")
@@ -112,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale-lr", action="store_true",
                    help="scale the learning rate linearly with --batch-size against the recipe's batch size")
     p.add_argument("--batch-size", type=int, default=None)
-    _add_data_flags(p)
+    _add_data_flags(p, default=None)
     p.set_defaults(handler=train.main)
 
     _add_run_parser(sub)

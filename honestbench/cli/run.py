@@ -36,6 +36,13 @@ def main(args: argparse.Namespace) -> int:
     suite = args.suite
     if (suite or "").endswith(".toml") or getattr(args, "threat_model", None) or getattr(args, "eps", None):
         suite = resolve_suite(suite, args.threat_model, args.eps)  # the Suite itself, scaled
+    if getattr(args, "certify", None):  # the bound columns beside the attacks
+        import dataclasses
+
+        from honestbench.suites import CertifySpec
+
+        suite = suite if not isinstance(suite, str | None) else resolve_suite(suite)
+        suite = dataclasses.replace(suite, certify=CertifySpec.parse(args.certify))
     return run_bench(models, suite, options, n=args.n, out=args.out, dataset=args.dataset,
                      data_source=args.data, diagnose=bool(getattr(args, "diagnose", False)),
                      write_report=not args.no_report, command=command,

@@ -37,6 +37,7 @@ from honestbench.attacks.eot import is_stochastic
 from honestbench.core.errors import BenchError
 from honestbench.core.rng import seeded_rng
 from honestbench.engine.cells import AttackCell, C, CellCache, CleanCell, derive_seed, samples_id
+from honestbench.engine.certified import bound_columns
 from honestbench.engine.columns import attack_column, clean_pass
 from honestbench.engine.options import EvalOptions
 from honestbench.results import NOT_EVALUATED, Matrix
@@ -146,12 +147,18 @@ def evaluate(
         compute = partial(_column, model, attack, label, x, y, index, targets, correct, opts, f"{name} {label}", R)
         cols[label] = _cell(cache, label, key, AttackCell, compute)
         fooled = fooled | (cols[label].robust == 0)
+    suite = get_suite(attacks) if isinstance(attacks, str) else attacks
+    bounds = bound_columns(model, x, y, index, suite, pairs, cols, correct, opts, cache, base_key, name) \
+        if isinstance(suite, Suite) and suite.certify is not None else None
     meta = {"model": name, "mode": base_key["mode"], "seed": opts.seed, "batch_size": opts.batch_size,
             "stochastic": bool(stochastic), "specs": specs, "order": [labels[j] for j in order],
             "aggregates": dict(aggregates or suite_aggregates), "clean_seconds": float(clean.seconds),
             "ms_per_image_b1": float(clean.ms_b1), "ms_per_image_b256": float(clean.ms_b256),
             "device": str(opts.device)}
-    return _matrix(index, y.numpy(), labels, clean, cols, meta, R)
+    matrix = _matrix(index, y.numpy(), labels, clean, cols, meta, R)
+    if bounds is not None:
+        matrix.meta["bounds"], matrix.bounds = bounds
+    return matrix
 
 
 def _column(model, attack, label, x, y, index, targets, correct, opts, desc, R) -> AttackCell:

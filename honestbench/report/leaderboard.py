@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from honestbench.diagnostics.flags import explain, flag_name
+from honestbench.report.certified import certified_section
 from honestbench.report.reported import reported_section
 from honestbench.report.tables import (
     budget_table,
@@ -169,7 +170,8 @@ def leaderboard_markdown(out: str | Path, figures: bool = True, figure_notes: di
     out = Path(out)
     run, _ = read_records(out)
     df = sort_models(load(out), sort)
-    lines = _provenance(out, run) + _table1_section(df, run) + reported_section(out, df) + _other_tables(df)
+    lines = _provenance(out, run) + _table1_section(df, run) + certified_section(df) + reported_section(out, df) \
+        + _other_tables(df)
     if figures:
         lines += _figures_section(out, figure_notes or {})
     lines += [f"Definitions: {METHODS} (robust accuracy, budgets, the report's mistakes).", ""]

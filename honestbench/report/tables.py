@@ -42,6 +42,8 @@ def _pct_ci(row) -> str:
     exact; 'bounded *' when early exit left only bounds (explained in one line under the table)."""
     if row is None:
         return "-"
+    if row["attack"] in ("certified", "exact") and row["accuracy"] != row["accuracy"]:  # NaN: refused
+        return "refused"
     if not row["exact"]:
         return "bounded *"
     lo, hi = row.get("ci_lo"), row.get("ci_hi")

@@ -64,7 +64,10 @@ class Matrix:
     ``clean_*`` are the clean pass; ``clean_probs`` float16 (N, classes). ``seconds`` (A,) wall time per
     attack; ``meta`` is JSON-able: model name, mode, seed, per-attack specs, aggregates, timings,
     stochastic flag. Stochastic models only (else None): ``clean_passes`` int8 (N, R) and ``robust_passes``
-    int8 (N, A, R), tri-state flags of R further seeded passes (module docstring).
+    int8 (N, A, R), tri-state flags of R further seeded passes (module docstring). Suites with bound columns
+    only (:mod:`honestbench.engine.certified`): ``bounds`` int8 (N, B), the flags of ``meta["bounds"]``'s
+    labels in order (``certified``, ``exact``: 1 proved robust, 0 not, -1 unknown); never part of the worst
+    case, which is over attacks.
     """
 
     index: np.ndarray
@@ -82,6 +85,7 @@ class Matrix:
     meta: dict = field(default_factory=dict)
     clean_passes: np.ndarray | None = None
     robust_passes: np.ndarray | None = None
+    bounds: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.raw_norm is None:
@@ -104,6 +108,9 @@ class Matrix:
             return self.worst_case()
         if label in self.labels:
             return self.robust[:, self.labels.index(label)]
+        bound_labels = list(self.meta.get("bounds", {}))
+        if label in bound_labels and self.bounds is not None:
+            return self.bounds[:, bound_labels.index(label)]
         aggregates = self.meta.get("aggregates", {})
         if label in aggregates:
             return self.aggregate(aggregates[label])
@@ -184,7 +191,7 @@ class Matrix:
 
 _ARRAYS = ("index", "y", "clean_pred", "clean_conf", "clean_probs", "robust", "norm", "raw_norm", "pred",
            "conf", "seconds")
-_OPTIONAL = ("clean_passes", "robust_passes")  # stochastic models only
+_OPTIONAL = ("clean_passes", "robust_passes", "bounds")  # stochastic models only; suites with bound columns
 
 
 def merge_matrices(parts: list[Matrix]) -> Matrix:

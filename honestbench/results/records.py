@@ -76,6 +76,23 @@ def record_rows(matrix: Matrix, run: RunInfo, model: str | None = None, checkpoi
             "norm": "/".join(sorted({str(specs.get(m, {}).get("norm")) for m in members})),
             "params": json.dumps({"members": members}), "seconds": float(matrix.seconds[cols].sum()),
             "evaluated": int(clean.sum())}))
+    rows.extend(_bound_rows(matrix, base))
+    return rows
+
+
+def _bound_rows(matrix: Matrix, base: dict) -> list[dict]:
+    """The rows of the bound columns (``certified``, ``exact``; :mod:`honestbench.engine.certified`): ``attack``
+    the label, ``kernel`` the method, ``params`` the per-image limit and the column's note (a fallback, the
+    unsettled images, or the refusal line of a model the bounds cannot handle: then no accuracy)."""
+    rows = []
+    for j, (label, info) in enumerate(matrix.meta.get("bounds", {}).items()):
+        params = {k: v for k, v in (("limit_s", info.get("limit")), ("note", info.get("note"))) if v}
+        row = _row(base, label, info["method"], matrix.bounds[:, j], matrix.n, {
+            "norm": "linf", "eps": info["eps"], "eps_effective": info["eps"], "seconds": info["seconds"],
+            "evaluated": matrix.n, "params": json.dumps(params)})
+        if info.get("refused"):
+            row.update(accuracy=None, ci_lo=None, ci_hi=None, exact=False)
+        rows.append(row)
     return rows
 
 

@@ -20,7 +20,7 @@ from honestbench.suites.adaptive import (
     pick_source,
     stochastic_additions,
 )
-from honestbench.suites.base import STOCHASTIC_POLICIES, Entry, ModelPolicy, Suite
+from honestbench.suites.base import STOCHASTIC_POLICIES, CertifySpec, Entry, ModelPolicy, Suite
 from honestbench.suites.builtin import DEFAULT_SUITE, get_suite, register_suite, suite_names
 from honestbench.suites.model import describe_suites, model_suite, no_early_stop
 
@@ -32,6 +32,7 @@ __all__ = [
     "TRANSFER_FALLBACK",
     "TRANSFER_SOURCE",
     "STOCHASTIC_POLICIES",
+    "CertifySpec",
     "Entry",
     "ModelPolicy",
     "Suite",

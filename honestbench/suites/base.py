@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from honestbench.attacks import Attack, create_attack
+from honestbench.core.errors import BenchError
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,43 @@ class ModelPolicy:
 
 
 @dataclass(frozen=True)
+class CertifySpec:
+    """The bound columns a suite adds beside its attacks (:mod:`honestbench.engine.certified`): ``certified``,
+    a sound lower bound by ``method`` (``crown``, ``ibp``, ``crown-ibp``; ``crown`` falls back to
+    ``crown-ibp`` on a model with more than ``crown_max_relus`` ReLU neurons, and says so), and with
+    ``exact_limit`` (seconds per image) ``exact``, the MILP's answer, on models of at most ``exact_max_relus``
+    ReLU neurons. ``eps``: the L-inf budget in [0, 1] pixel units; None: the suite's L-inf attack budget."""
+
+    method: str = "crown"
+    exact_limit: float | None = None
+    eps: float | None = None
+    crown_max_relus: int = 20_000
+    exact_max_relus: int = 1_000
+
+    @classmethod
+    def parse(cls, text: str) -> CertifySpec:
+        """``--certify``'s value: ``crown``, ``ibp`` or ``crown-ibp``, optionally ``,exact=SECONDS``."""
+        method, *rest = (p.strip() for p in text.split(","))
+        if method not in ("crown", "ibp", "crown-ibp"):
+            raise BenchError(f"--certify {text!r}: the method is crown, ibp or crown-ibp (e.g. crown,exact=10)")
+        limit = None
+        for part in rest:
+            key, _, value = part.partition("=")
+            try:
+                limit = float(value) if key == "exact" else None
+            except ValueError:
+                limit = None
+            if limit is None or limit <= 0:
+                raise BenchError(f"--certify {text!r}: expected exact=SECONDS (> 0) after the method")
+        return cls(method, limit)
+
+
+@dataclass(frozen=True)
 class Suite:
     """An ordered list of entries, named per-sample aggregates (label -> member labels), the default number of
     images (None: every image), whether its columns must be measured independently (full matrix) and the
     suite parameters it was built with (``adaptive:aa_eot=5``: only those that differ from the defaults), and
-    its per-model :class:`ModelPolicy`."""
+    its per-model :class:`ModelPolicy`, and the bound columns it adds (:class:`CertifySpec`, None: none)."""
 
     name: str
     description: str
@@ -61,6 +94,7 @@ class Suite:
     full_matrix: bool = False
     params: dict = field(default_factory=dict)
     policy: ModelPolicy = field(default_factory=ModelPolicy)
+    certify: CertifySpec | None = None
 
     @property
     def labels(self) -> list[str]:

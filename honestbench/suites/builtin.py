@@ -16,6 +16,9 @@
     behind FGSM); with PGD's own early stop this costs little more than the cascade.
   * ``eps-sweep``: PGD-10 L-inf at eps 1, 2, 4, 8, 16, 32 /255 and 0.3 for the accuracy-vs-eps figure. Its
     columns are independent measurements (always full matrix: no early-exit cascade across budgets).
+  * ``certified``: FGSM, PGD-20 and PGD-50 x 3 restarts at L-inf 8/255, plus the bound columns
+    (:class:`~honestbench.suites.base.CertifySpec`): ``certified`` (CROWN) and ``exact`` (MILP, 10 s per
+    image) with the check that no attack breaks an image they call robust.
   * ``adaptive``: AutoAttack, PGD-20, PGD-100 on the smooth surrogate, BPDA-PGD-50 and transfer PGD-20
     (:mod:`honestbench.suites.adaptive`), always full matrix. Registered here in its deterministic flavour (for
     listing); ``bench run`` evaluates each model with its own flavour (:func:`honestbench.suites.model_suite`).
@@ -36,7 +39,7 @@ from honestbench.suites.adaptive import (
     adaptive_params,
     params_text,
 )
-from honestbench.suites.base import Entry, ModelPolicy, Suite
+from honestbench.suites.base import CertifySpec, Entry, ModelPolicy, Suite
 
 DEFAULT_SUITE = "ci"
 
@@ -105,6 +108,15 @@ for _suite in (
           tuple(Entry(f"PGD@{name}", "pgd-linf", {"eps": eps, "alpha": 2.5 * eps / 10, "steps": 10,
                                                    "random_start": True}) for name, eps in _SWEEP),
           full_matrix=True),
+    Suite("certified",
+          "Ground truth beside the attacks, L-inf 8/255: FGSM; PGD-20 and PGD-50 x 3 restarts (random start); "
+          "the certified column (CROWN lower bound) and the exact column (MILP, 10 s per image, models of at "
+          "most 1,000 ReLUs); every certified or exact robust image is checked against every attack",
+          (Entry("FGSM", "fgsm", {"eps": EPS_LINF}),
+           Entry("PGD", "pgd-linf", _pgd_linf(20)),
+           Entry("PGD-50x3", "pgd-linf", {"eps": EPS_LINF, "alpha": 2.5 * EPS_LINF / 50, "steps": 50,
+                                          "restarts": 3, "random_start": True})),
+          certify=CertifySpec("crown", exact_limit=10.0)),
     Suite("adaptive", ADAPTIVE_DESCRIPTION, tuple(Entry(*e) for e in adaptive_entries(False)),
           default_n=128, full_matrix=True,
           policy=ADAPTIVE_POLICY),
