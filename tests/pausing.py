@@ -3,7 +3,9 @@ right after the ``after``-th atomic rename onto a path matching ``pattern`` (fnm
 a finished cell; every results file is written by ``honestbench.core.io.atomic_path``), it creates a ready file
 and sleeps. :func:`signal_when_paused` sends the signal only once that file exists, so the signal always lands
 right after that file was written: the child can never finish first, and never gets further, however fast or
-slow the machine. A test-side wrapper: nothing of this is in ``honestbench/``.
+slow the machine. The child gets Python's own SIGINT handler (Ctrl-C raises KeyboardInterrupt) even when the
+test runner was started with SIGINT ignored (``pytest &`` in a script, nohup), which a child inherits: otherwise
+it would ignore the test's Ctrl-C. A test-side wrapper: nothing of this is in ``honestbench/``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import pytest
 PAUSE_S = 600
 
 _HOOK = """\
-import fnmatch, os, sys, time
+import fnmatch, os, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises, even where the runner ignores SIGINT
 _real, _done = os.replace, []
 def _replace(src, dst, **kw):
     _real(src, dst, **kw)
