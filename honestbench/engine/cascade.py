@@ -39,6 +39,7 @@ from honestbench.core.rng import seeded_rng
 from honestbench.engine.cells import CellCache, derive_seed, samples_id
 from honestbench.engine.columns import attack_column, clean_pass
 from honestbench.engine.options import EvalOptions
+from honestbench.engine.witness import witnesses_cover
 from honestbench.results import NOT_EVALUATED, Matrix
 from honestbench.suites import Entry, Suite, get_suite
 
@@ -76,9 +77,13 @@ def _spec(attack: Attack) -> dict:
             "eps_effective": attack.effective_eps(), "spec": attack.spec(), "cost": attack.cost()}
 
 
-def _cell(cache: CellCache | None, label: str, key: dict, compute: Callable[[], dict]) -> dict[str, np.ndarray]:
-    """The cell ``label`` from ``cache`` when it holds one for ``key``, else computed (and stored)."""
+def _cell(cache: CellCache | None, label: str, key: dict, compute: Callable[[], dict],
+          complete: Callable[[dict], bool] | None = None) -> dict[str, np.ndarray]:
+    """The cell ``label`` from ``cache`` when it holds one for ``key`` (and ``complete`` accepts it: e.g. it
+    keeps the witnesses this run needs), else computed (and stored)."""
     found = cache.get(label, key) if cache else None
+    if found is not None and complete is not None and not complete(found):
+        found = None
     if found is None:
         found = compute()
         if cache:
@@ -143,8 +148,9 @@ def evaluate(
         key = {**base_key, "label": label, "attack": specs[label]["spec"], "after": [] if opts.full_matrix
                else [specs[lb]["spec"] for lb in cols]}
         targets = correct if opts.full_matrix else ~fooled
-        compute = partial(_column, model, attack, label, x, y, index, targets, correct, opts, f"{name} {label}", R)
-        cols[label] = _cell(cache, label, key, compute)
+        compute = partial(_column, model, attack, label, x, y, index, targets, correct, opts, f"{name} {label}", R,
+                          fooled.copy())
+        cols[label] = _cell(cache, label, key, compute, partial(witnesses_cover, fooled.copy(), index))
         fooled = fooled | (cols[label]["robust"] == 0)
     meta = {"model": name, "mode": base_key["mode"], "seed": opts.seed, "batch_size": opts.batch_size,
             "stochastic": bool(stochastic), "specs": specs, "order": [labels[j] for j in order],
@@ -154,8 +160,9 @@ def evaluate(
     return _matrix(index, y.numpy(), labels, clean, cols, meta, R)
 
 
-def _column(model, attack, label, x, y, index, targets, correct, opts, desc, R) -> dict[str, np.ndarray]:
-    col = attack_column(model, attack, label, x, y, index, targets, opts, desc, R)
+def _column(model, attack, label, x, y, index, targets, correct, opts, desc, R, witnessed
+            ) -> dict[str, np.ndarray]:
+    col = attack_column(model, attack, label, x, y, index, targets, opts, desc, R, witnessed)
     col["robust"][~correct] = 0  # misclassified clean: not robust by definition (exact)
     if R:
         col["passes"][~correct] = 0

@@ -17,7 +17,9 @@ from honestbench.core.rng import make_generator, seeded_rng
 from honestbench.engine.cells import N_EXAMPLES, derive_seed
 from honestbench.engine.options import EvalOptions
 from honestbench.engine.timing import inference_ms
+from honestbench.engine.witness import add_witnesses
 from honestbench.results import NOT_EVALUATED
+from honestbench.results.witnesses import Witnesses
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -98,16 +100,20 @@ class _Examples:
 
 
 def attack_column(model: nn.Module, attack: Attack, label: str, x: torch.Tensor, y: torch.Tensor,
-                  index: np.ndarray, targets: np.ndarray, opts: EvalOptions, desc: str, R: int = 0
-                  ) -> dict[str, np.ndarray]:
+                  index: np.ndarray, targets: np.ndarray, opts: EvalOptions, desc: str, R: int = 0,
+                  witnessed: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Attack the samples where ``targets`` is True; flags -1 elsewhere (the caller fills known zeros). With
-    ``R``: also the correctness of each adversarial image in ``R`` further seeded passes (``passes``)."""
+    ``R``: also the correctness of each adversarial image in ``R`` further seeded passes (``passes``). Every
+    image it fools keeps a witness (:mod:`honestbench.results.witnesses`) unless ``witnessed`` (a boolean mask)
+    says an earlier column already keeps one."""
     n = len(x)
     col = {"robust": np.full(n, NOT_EVALUATED, np.int8), "norm": np.full(n, np.nan, np.float32),
            "raw_norm": np.full(n, np.nan, np.float32), "pred": np.full(n, -1, np.int16),
            "conf": np.full(n, np.nan, np.float32)}
     passes = np.full((n, R), NOT_EVALUATED, np.int8) if R else None
     examples = _Examples()
+    witnesses = Witnesses()
+    skip = np.zeros(n, bool) if witnessed is None else np.asarray(witnessed, bool)
     seconds = 0.0
     with tqdm(total=int(targets.sum()), desc=desc, unit="img", leave=False, disable=not opts.progress) as bar:
         for start in range(0, n, opts.batch_size):
@@ -115,18 +121,20 @@ def attack_column(model: nn.Module, attack: Attack, label: str, x: torch.Tensor,
             sel = pos[targets[pos]]
             if len(sel):
                 seconds += _attack_block(model, attack, label, x, y, index, sel, start, opts, R, col, passes,
-                                         examples)
+                                         examples, (witnesses, skip))
                 bar.update(len(sel))
     col["seconds"] = np.float64(seconds)
     if R:
         col["passes"] = passes
     col.update(examples.arrays(x))
+    col.update(witnesses.arrays())
     return col
 
 
-def _attack_block(model, attack, label, x, y, index, sel, start, opts, R, col, passes, examples) -> float:
+def _attack_block(model, attack, label, x, y, index, sel, start, opts, R, col, passes, examples, wit) -> float:
     """Attack the images at positions ``sel`` (of the seeding block that begins at ``start``), fill their
-    entries of ``col`` / ``passes`` / ``examples``; returns the seconds the attack and its passes took."""
+    entries of ``col`` / ``passes`` / ``examples`` and the witnesses ``wit`` = (store, already-witnessed
+    mask); returns the seconds the attack and its passes took (witness selection excluded)."""
     device = opts.device
     s = derive_seed(opts.seed, label, int(index[start]))
     sel_t = torch.from_numpy(sel)
@@ -150,4 +158,9 @@ def _attack_block(model, attack, label, x, y, index, sel, start, opts, R, col, p
         col["raw_norm"][sel] = last.detach().float().cpu().numpy()
     col["pred"][sel], col["conf"][sel] = k.cpu().numpy(), c.cpu().numpy()
     examples.add(index[sel], xb, x_adv, k, c, ok)
+    new = np.nonzero(~ok & ~wit[1][sel])[0]
+    if len(new):
+        t = torch.from_numpy(new).to(device)
+        add_witnesses(wit[0], model, index[sel][new], xb[t], x_adv[t], yb[t], bool(R),
+                      derive_seed(opts.seed, label, "witness", int(index[start])))
     return seconds
