@@ -17,6 +17,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--models", default=None, help="restrict to these models (comma-separated)")
     p.add_argument("--passes", type=int, default=10, metavar="K",
                    help="stochastic models: seeded passes per image; the fraction fooled is reported (default 10)")
+    p.add_argument("--strict", action="store_true",
+                   help="also fail on stochastic models' examples that no fresh pass misclassified")
     p.add_argument("--adv", default=None, metavar="FILE",
                    help="check a RobustBench tensor of adversarial images (.pt / .pth) instead of DIR")
     p.add_argument("--model", default=None, help="with --adv: the zoo model or model spec the tensor attacks")
@@ -33,6 +35,8 @@ def add_parsers(sub) -> None:
     p.add_argument("dir", help="a results directory written by `bench run`")
     p.add_argument("--model", required=True, help="the model's name in DIR")
     p.add_argument("--out", default=None, help="output file (default DIR/adv/<model>.pt)")
+    p.add_argument("--norm", default="linf", choices=["linf", "l2"],
+                   help="the threat model: examples of the columns of this norm (default linf)")
     p.set_defaults(handler=main_export)
 
 
@@ -47,15 +51,15 @@ def main_verify(args: argparse.Namespace) -> int:
         raise BenchError("give a results directory (bench verify DIR) or a tensor (bench verify --adv FILE "
                          "--model M)")
     from honestbench.core.io import atomic_path
-    from honestbench.pipeline.verify import proofs_json, summary, verify_results
+    from honestbench.pipeline.verify import failures, proofs_json, summary, verify_results
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     proofs = verify_results(args.dir, models=models, device=args.device, passes=args.passes)
-    print(summary(proofs, args.dir))
+    print(summary(proofs, args.dir, args.strict))
     if args.json_path:
         with atomic_path(args.json_path) as f:
             f.write(proofs_json(proofs))
-    return 1 if any(p.unproven for p in proofs) else 0
+    return 1 if failures(proofs, args.strict) else 0
 
 
 def _verify_adv(args: argparse.Namespace) -> int:
@@ -83,7 +87,9 @@ def main_export(args: argparse.Namespace) -> int:
     from honestbench.pipeline.adv_file import default_adv_path, export_adv
 
     path = Path(args.out) if args.out else default_adv_path(args.dir, args.model)
-    n, written = export_adv(args.dir, args.model, path)
+    n, written, eps = export_adv(args.dir, args.model, path, args.norm)
     print(f"bench export-adv: wrote {path}: float32 ({n}, C, H, W) pixels in [0, 1], the first {n} test images; "
-          f"{written} adversarial, {n - written} clean (robust or never attacked)")
+          f"{written} adversarial within {args.norm} {eps:.6g}, {n - written} clean (robust, or broken only in "
+          f"another norm); check it with `bench verify --adv {path} --model {args.model} --norm {args.norm} "
+          f"--eps {eps:.6g}`")
     return 0

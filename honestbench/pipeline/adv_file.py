@@ -27,9 +27,10 @@ from honestbench.results.witnesses import read_witnesses
 KEY = "adv_complete"
 
 
-def export_adv(out: str | Path, model: str, path: str | Path) -> tuple[int, int]:
-    """Write the RobustBench tensor of ``model`` in results directory ``out`` to ``path``: the witness of every
-    broken image, the clean image elsewhere. Returns (images, adversarial images written)."""
+def export_adv(out: str | Path, model: str, path: str | Path, norm: str = "linf") -> tuple[int, int, float]:
+    """Write the RobustBench tensor of ``model`` in results directory ``out`` to ``path`` for threat model
+    ``norm``: the witness of every image broken by a column of that norm, the clean image elsewhere. Returns
+    (images, adversarial images written, the largest budget of those columns)."""
     out = Path(out)
     if not (out / "records.json").is_file():
         raise BenchError(f"{out} holds no records.json: give a folder written by `bench run`")
@@ -43,14 +44,19 @@ def export_adv(out: str | Path, model: str, path: str | Path) -> tuple[int, int]
     matrix = Matrix.load(matrix_path(out, model))
     x = data.x.numpy().copy()
     pos = {int(i): p for p, i in enumerate(index.tolist())}
+    specs = matrix.meta.get("specs", {})
+    labels = [lb for lb in matrix.labels if specs.get(lb, {}).get("norm") == norm]
+    if not labels:
+        raise BenchError(f"{model} in {out} has no {norm} column to export (columns: {', '.join(matrix.labels)})")
     written = 0
-    for wit in read_witnesses(out, model, matrix.labels).values():
+    for wit in read_witnesses(out, model, labels).values():
         for i, _, xw in wit.images({i: x[pos[i]] for i in wit.index}):
             x[pos[i]] = xw
             written += 1
+    eps = max(float(specs[lb].get("eps") or 0) for lb in labels)
     with atomic_path(path, "wb") as f:
         torch.save(torch.from_numpy(x), f)
-    return len(x), written
+    return len(x), written, eps
 
 
 def load_adv(path: str | Path) -> torch.Tensor:
