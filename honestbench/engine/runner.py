@@ -26,8 +26,10 @@ from honestbench.engine import shards as distributed
 from honestbench.engine.cascade import detect_stochastic, evaluate
 from honestbench.engine.cells import CellCache
 from honestbench.engine.options import EvalOptions
+from honestbench.engine.probe import PROBE_IMAGES, preflight
 from honestbench.results import Matrix, matrix_path, provenance, read_records, record_rows, safe_name, write_records
 from honestbench.suites import Suite, model_suite, suite_entries
+from honestbench.suites.masking import masking_suite
 
 RUN_KEYS = ("suite", "dataset", "n", "seed", "mode", "batch_size")
 
@@ -114,8 +116,11 @@ def run_models(
                 raise
             log(f"note: skipping {spec.name}: {e}")
             continue
-        model = model.to(opts.device)
-        info = {"name": spec.name, **spec.info}
+        model, pre = preflight(model.to(opts.device), data.x[:PROBE_IMAGES].to(opts.device),
+                               data.y[:PROBE_IMAGES].to(opts.device), spec.name)
+        for note in pre.notes:  # a model that fights the harness: named, then evaluated anyway
+            log(f"note: {note}")
+        info = {"name": spec.name, **spec.info, "preflight": pre.record()}
         matrix = _evaluate_model(spec.name, model, info, suite, data, out, opts, shard)
         if matrix is None:  # another torchrun rank: rank 0 holds the merged matrix
             continue
@@ -134,6 +139,7 @@ def _evaluate_model(name: str, model: nn.Module, info: dict, suite: Suite, data,
     """One model's matrix under its own suite, written to ``DIR/matrices``; None on a torchrun rank > 0."""
     stochastic = bool(info.get("stochastic")) or detect_stochastic(model, data.x, opts.device, opts.seed)
     msuite = model_suite(suite, stochastic, name, data.name)  # this model's flavour of the suite
+    msuite = masking_suite(msuite, info.get("preflight"), name, data.name)  # + BPDA / Square / transfer if masked
     info["suite"] = suite_entries(msuite)
     write_json_atomic(out / "cells" / safe_name(name) / "model.json", info)
     key = {"checkpoint_sha256": info.get("checkpoint_sha256", ""), "dataset": data.name,

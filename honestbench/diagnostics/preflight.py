@@ -1,0 +1,28 @@
+"""The preflight's findings (:mod:`honestbench.engine.probe`, recorded in ``cells/<model>/model.json``) as flags
+on the model's rows: on its ``clean`` and ``worst-case`` rows, each with the probe's own sentence. Torch-free.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from honestbench.diagnostics.flags import FLAGS, make_flag
+from honestbench.results import safe_name
+
+#: the rows of a model that carry its preflight flags
+ROWS = ("clean", "worst-case")
+
+
+def preflight_record(out: str | Path, model: str) -> dict:
+    """The preflight record of ``model`` in results directory ``out`` (empty when none was recorded)."""
+    path = Path(out) / "cells" / safe_name(model) / "model.json"
+    return (json.loads(path.read_text()).get("preflight") or {}) if path.is_file() else {}
+
+
+def preflight_flags(model: str, record: dict) -> dict[tuple[str, str], list[str]]:
+    """``{(model, row): [flag, ...]}`` for the defined flags among the record's findings."""
+    flags = [make_flag(f, re.sub(r"^model '[^']*':? ", "", note)) for f, note in
+             zip(record.get("flags", []), record.get("notes", []), strict=False) if f in FLAGS]
+    return {(model, row): flags for row in ROWS} if flags else {}
