@@ -49,8 +49,9 @@ def clean_pass(model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: np.nda
         for start in range(0, n, bs):
             sl = slice(start, min(n, start + bs))
             t1 = time.perf_counter()
+            xs = x[sl].to(device, copy=True)  # a copy: no model can alter the images later columns attack
             with seeded_rng(derive_seed(opts.seed, "clean", int(index[start])), device):
-                p = torch.softmax(model(x[sl].to(device)).float(), 1).cpu()
+                p = torch.softmax(model(xs).float(), 1).cpu()
             if sl.stop - sl.start == 256 and start > 0:
                 full_batch_ms.append((time.perf_counter() - t1) * 1000 / 256)
             if probs is None:
@@ -58,7 +59,7 @@ def clean_pass(model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: np.nda
             c, k = p.max(1)
             pred[sl], conf[sl], probs[sl] = k.numpy(), c.numpy(), p.numpy().astype(np.float16)
             if R:
-                passes[sl] = pass_correct(model, x[sl].to(device), y[sl].to(device), R,
+                passes[sl] = pass_correct(model, x[sl].to(device, copy=True), y[sl].to(device), R,
                                           derive_seed(opts.seed, "clean", "R", int(index[start])), device)
             bar.update(sl.stop - sl.start)
     seconds = time.perf_counter() - t0
