@@ -38,6 +38,9 @@ class Unproven:
     reason: str
     soft: bool = False
 
+    def line(self) -> str:
+        return f"  {self.model}  image {self.image if self.image >= 0 else '(all)'}  {self.column}: {self.reason}"
+
 
 @dataclass
 class ModelProof:
@@ -147,6 +150,11 @@ def _verify_model(out: Path, name: str, data, loader: Callable, device, passes: 
                 proven.add(i)
     proof.fooled_mean = fooled_sum / proof.witnesses if proof.witnesses else 1.0
     witnessed = set().union(*(set(w.index) for w in read_witnesses(out, name, order).values()))
+    if claims and not witnessed:  # a folder written before witnesses existed: one line, not one per image
+        proof.unproven.append(Unproven(name, -1, "worst-case", f"none of its {len(claims)} breaks has a stored "
+                                       "adversarial example (written before witnesses existed? rerun bench run "
+                                       "into a fresh folder)"))
+        return proof
     proof.unproven += [Unproven(name, i, "worst-case", "no adversarial example stored")
                        for i in sorted(claims - witnessed)]
     return proof
@@ -159,8 +167,7 @@ def failures(proofs: list[ModelProof], strict: bool = False) -> list[Unproven]:
 
 def unproven_table(proofs: list[ModelProof], soft: bool | None = None) -> str:
     """The unproven claims (only the soft or only the hard ones when ``soft`` is given), one per line."""
-    return "\n".join(f"  {u.model}  image {u.image}  {u.column}: {u.reason}" for p in proofs for u in p.unproven
-                     if soft is None or u.soft == soft)
+    return "\n".join(u.line() for p in proofs for u in p.unproven if soft is None or u.soft == soft)
 
 
 def summary(proofs: list[ModelProof], out: str | Path, strict: bool = False) -> str:
@@ -174,8 +181,7 @@ def summary(proofs: list[ModelProof], out: str | Path, strict: bool = False) -> 
                      f"fresh pass misclassified them; --strict fails on them):\n{unproven_table(proofs, True)}")
     lines.append(f"bench verify: OK: all {claims} claimed breaks of {len(proofs)} models in {out} checked, "
                  f"{claims - len(soft)} proven" if not bad else
-                 f"bench verify: {len(bad)} unproven claims in {out}:\n" + "\n".join(
-                     f"  {u.model}  image {u.image}  {u.column}: {u.reason}" for u in bad))
+                 f"bench verify: {len(bad)} unproven claims in {out}:\n" + "\n".join(u.line() for u in bad))
     return "\n".join(lines)
 
 
