@@ -17,8 +17,8 @@ Encoding, given the clean image ``x`` (float32, from the data) -- every level re
 Each payload starts with one byte naming its integer type (1, 2 or 4 bytes; 0 for the exact XOR form).
 Size, measured (``bench run --models regular,pgd-at --suite ci --out D``, 128 CIFAR-10 images, then ``bench
 verify D``): 151 witnesses, 618 and 479 bytes of payload each (regular, pgd-at), 605 bytes each on disk in the
-cells; an FGSM example needs about 0.5 KB (level 5: the sign pattern), a PGD-20 L-inf one about 1.3 KB, a
-PGD-L2 one about 2.2 KB; the exact form about 8.7 KB (a raw float32 CIFAR-10 image is 12 KB).
+cells (most of them FGSM's, at level 5: the sign pattern). Finer levels (PGD's iterates, L2 perturbations) and
+the exact form cost more; a raw float32 CIFAR-10 image is 12,288 bytes.
 """
 
 from __future__ import annotations
