@@ -126,10 +126,10 @@ def test_roles_give_the_diagnostics_kernel_sets():
     assert names_with_role("iterative") == {"pgd-linf", "eot-pgd-linf"}
     assert names_with_role("white-box") == {"fgsm", "eot-fgsm", "pgd-linf", "eot-pgd-linf", "pgd-l2",
                                             "autoattack", "autoattack-rand"}
-    assert names_with_role("adaptive") == {"surrogate-pgd", "bpda-pgd", "transfer-pgd"}
+    assert names_with_role("adaptive") == {"surrogate-pgd", "bpda-pgd", "transfer-pgd", "bpda-st", "square"}
     assert names_with_role("autoattack") == {"autoattack", "autoattack-rand"}
     assert names_with_role("own") == {"fgsm", "eot-fgsm", "pgd-linf", "eot-pgd-linf", "pgd-l2",
-                                      "surrogate-pgd", "bpda-pgd"}
+                                      "surrogate-pgd", "bpda-pgd", "bpda-st"}
     assert names_with_role("eot") == {"fgsm", "eot-fgsm", "pgd-linf", "eot-pgd-linf", "pgd-l2", "autoattack",
                                       "autoattack-rand", "bpda-pgd", "cw-l2"}
     assert roles_of("noise") == frozenset()

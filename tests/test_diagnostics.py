@@ -204,10 +204,10 @@ def test_attack_roles_replace_the_name_lists():
         "SINGLE_STEP_KERNELS": ("single-step", {"fgsm", "eot-fgsm"}),
         "ITERATIVE_KERNELS": ("iterative", {"pgd-linf", "eot-pgd-linf"}),
         "WHITE_BOX_KERNELS": ("white-box", white_box),
-        "ADAPTIVE_KERNELS": ("adaptive", {"surrogate-pgd", "bpda-pgd", "transfer-pgd"}),
+        "ADAPTIVE_KERNELS": ("adaptive", {"surrogate-pgd", "bpda-pgd", "transfer-pgd", "bpda-st", "square"}),
         "AUTOATTACK_KERNELS": ("autoattack", {"autoattack", "autoattack-rand"}),
         "OWN_KERNELS": ("own", {"fgsm", "eot-fgsm", "pgd-linf", "eot-pgd-linf", "pgd-l2", "surrogate-pgd",
-                                "bpda-pgd"}),
+                                "bpda-pgd", "bpda-st"}),
         "EOT_KERNELS": ("eot", white_box | {"bpda-pgd", "cw-l2"}),
         "minimum-norm (was r.kernel == 'cw-l2')": ("minimum-norm", {"cw-l2"}),
     }

@@ -268,7 +268,8 @@ def test_lwta_pair_fast_path_matches_general_definition():
 
 
 def test_backbones_and_layers_register_themselves():
-    assert backbone_names() == ["preact-resnet18", "slwta-wrn34-1-published", "small-cnn", "wrn-D-W"]
+    assert backbone_names() == ["cert-cnn", "cert-mlp", "preact-resnet18", "slwta-wrn34-1-published", "small-cnn",
+                              "wrn-D-W"]
     assert DEFENCE_LAYERS.names() == ["ibp", "lwta", "plain", "pni", "relu"]
     wrn = build_backbone("wrn-10-2", in_channels=1)  # the wrn-D-W family: depth and width from the name
     assert type(wrn) is WideResNet and wrn.conv1.in_channels == 1 and wrn.fc.in_features == 64 * 2

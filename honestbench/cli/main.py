@@ -1,4 +1,4 @@
-"""Command line: ``bench list | crosscheck | speed | train | run | report | check``.
+"""Command line: ``bench list | crosscheck | speed | train | run | report | check | verify | export-adv``.
 
 Each subcommand parses its flags here and delegates to ``main(args)`` of its own thin module in
 :mod:`honestbench.cli`, which imports the heavy modules only when it runs (``bench --help`` loads no torch). A
@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from honestbench.cli import check, crosscheck, listing, report, run, speed, train
+from honestbench.cli import check, crosscheck, listing, report, run, speed, train, verify
 from honestbench.cli.args import check as check_flags
 from honestbench.cli.args import install as install_types
 from honestbench.core import __version__
@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default=None, help="restrict to these models")
     p.add_argument("--device", default="cpu")
     p.set_defaults(handler=check.main)
+    verify.add_parsers(sub)  # bench verify, bench export-adv
     install_types(ap)  # every number and list flag's limits (honestbench/cli/args.py)
     return ap
 

@@ -79,6 +79,22 @@ NONFINITE_GRAD = define_flag(
     "nonfinite-gradients", 7,
     "The input gradient contains NaN or inf, so gradient attacks take undefined steps and their accuracy is "
     "meaningless.")
+VANISHING_GRAD = define_flag(
+    "vanishing-gradients", 7,
+    "The input gradient of the logit margin is below 1e-8 for most images, so gradient attacks barely move; "
+    "the gradient-free and BPDA columns were added.")
+NO_GRAPH = define_flag(
+    "no-gradient-graph", 7,
+    "No gradient reaches the input (the forward pass runs under torch.no_grad(), detaches, or leaves torch), so "
+    "gradient attacks cannot run; the model was evaluated with BPDA, Square and transfer attacks instead.")
+AUTOGRAD_IN_FORWARD = define_flag(
+    "forward-calls-autograd", 7,
+    "The forward pass computes gradients itself; such a model usually hides its real gradient from attacks, "
+    "so the gradient-free and BPDA columns were added.")
+PROBABILITIES = define_flag(
+    "probabilities", 7,
+    "The model returns probabilities instead of logits: cross-entropy on them saturates and weakens gradient "
+    "attacks (the margin and DLR losses are not affected); return the logits.")
 
 AGGREGATE = define_flag(
     "aggregate-above-member", 8,

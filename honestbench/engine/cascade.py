@@ -40,6 +40,7 @@ from honestbench.engine.cells import AttackCell, C, CellCache, CleanCell, derive
 from honestbench.engine.certified import bound_columns
 from honestbench.engine.columns import attack_column, clean_pass
 from honestbench.engine.options import EvalOptions
+from honestbench.engine.witness import witnesses_cover
 from honestbench.results import NOT_EVALUATED, Matrix
 from honestbench.suites import Entry, Suite, get_suite
 
@@ -77,9 +78,13 @@ def _spec(attack: Attack) -> dict:
             "eps_effective": attack.effective_eps(), "spec": attack.spec(), "cost": attack.cost()}
 
 
-def _cell(cache: CellCache | None, label: str, key: dict, kind: type[C], compute: Callable[[], C]) -> C:
-    """The cell ``label`` from ``cache`` when it holds one for ``key``, else computed (and stored)."""
+def _cell(cache: CellCache | None, label: str, key: dict, kind: type[C], compute: Callable[[], C],
+          complete: Callable[[C], bool] | None = None) -> C:
+    """The cell ``label`` from ``cache`` when it holds one for ``key`` (and ``complete`` accepts it: e.g. it
+    keeps the witnesses this run needs), else computed (and stored)."""
     found = cache.get(label, key, kind) if cache else None
+    if found is not None and complete is not None and not complete(found):
+        found = None
     if found is None:
         found = compute()
         if cache:
@@ -144,8 +149,9 @@ def evaluate(
         key = {**base_key, "label": label, "attack": specs[label]["spec"], "after": [] if opts.full_matrix
                else [specs[lb]["spec"] for lb in cols]}
         targets = correct if opts.full_matrix else ~fooled
-        compute = partial(_column, model, attack, label, x, y, index, targets, correct, opts, f"{name} {label}", R)
-        cols[label] = _cell(cache, label, key, AttackCell, compute)
+        compute = partial(_column, model, attack, label, x, y, index, targets, correct, opts, f"{name} {label}", R,
+                          fooled.copy())
+        cols[label] = _cell(cache, label, key, AttackCell, compute, partial(witnesses_cover, fooled.copy(), index))
         fooled = fooled | (cols[label].robust == 0)
     suite = get_suite(attacks) if isinstance(attacks, str) else attacks
     bounds = bound_columns(model, x, y, index, suite, pairs, cols, correct, opts, cache, base_key, name) \
@@ -161,8 +167,8 @@ def evaluate(
     return matrix
 
 
-def _column(model, attack, label, x, y, index, targets, correct, opts, desc, R) -> AttackCell:
-    col = attack_column(model, attack, label, x, y, index, targets, opts, desc, R)
+def _column(model, attack, label, x, y, index, targets, correct, opts, desc, R, witnessed) -> AttackCell:
+    col = attack_column(model, attack, label, x, y, index, targets, opts, desc, R, witnessed)
     col.robust[~correct] = 0  # misclassified clean: not robust by definition (exact)
     if R:
         col.passes[~correct] = 0

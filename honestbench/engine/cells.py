@@ -23,6 +23,7 @@ import torch
 
 from honestbench.core.errors import BenchError
 from honestbench.results import cell_path, load_cell, model_dir, save_cell
+from honestbench.results.witnesses import Witnesses, has_witnesses
 
 N_EXAMPLES = 8  # adversarial example images kept per (model, attack) cell: up to 4 robust + 4 fooled
 
@@ -132,18 +133,20 @@ class AttackCell:
     seconds: float
     examples: Examples
     passes: np.ndarray | None = None
+    witnesses: Witnesses | None = None  # the adversarial example of every image it broke (None: an old cell)
 
     def arrays(self) -> dict[str, np.ndarray]:
         out = {"robust": self.robust, "norm": self.norm, "raw_norm": self.raw_norm, "pred": self.pred,
                "conf": self.conf, "seconds": np.float64(self.seconds)}
         if self.passes is not None:
             out["passes"] = self.passes
-        return {**out, **self.examples.arrays()}
+        wit = self.witnesses.arrays() if self.witnesses is not None else {}
+        return {**out, **self.examples.arrays(), **wit}
 
     @classmethod
     def from_arrays(cls, a: dict[str, np.ndarray]) -> AttackCell:
         return cls(a["robust"], a["norm"], a["raw_norm"], a["pred"], a["conf"], float(a["seconds"]),
-                   Examples.from_arrays(a), _passes(a))
+                   Examples.from_arrays(a), _passes(a), Witnesses.from_arrays(a) if has_witnesses(a) else None)
 
     @classmethod
     def concat(cls, parts: list[AttackCell]) -> AttackCell:
@@ -152,7 +155,7 @@ class AttackCell:
         return cls(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("robust", "norm", "raw_norm", "pred",
                                                                                "conf")),
                    sum(p.seconds for p in parts), Examples.concat([p.examples for p in parts]),
-                   _concat(parts, "passes"))
+                   _concat(parts, "passes"), Witnesses.concat([p.witnesses for p in parts]))
 
 
 Cell = CleanCell | AttackCell

@@ -17,7 +17,9 @@ from honestbench.core.rng import make_generator, seeded_rng
 from honestbench.engine.cells import N_EXAMPLES, AttackCell, CleanCell, Examples, derive_seed
 from honestbench.engine.options import EvalOptions
 from honestbench.engine.timing import inference_ms
+from honestbench.engine.witness import add_witnesses
 from honestbench.results import NOT_EVALUATED
+from honestbench.results.witnesses import Witnesses
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -47,8 +49,9 @@ def clean_pass(model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: np.nda
         for start in range(0, n, bs):
             sl = slice(start, min(n, start + bs))
             t1 = time.perf_counter()
+            xs = x[sl].to(device, copy=True)  # a copy: no model can alter the images later columns attack
             with seeded_rng(derive_seed(opts.seed, "clean", int(index[start])), device):
-                p = torch.softmax(model(x[sl].to(device)).float(), 1).cpu()
+                p = torch.softmax(model(xs).float(), 1).cpu()
             if sl.stop - sl.start == 256 and start > 0:
                 full_batch_ms.append((time.perf_counter() - t1) * 1000 / 256)
             if probs is None:
@@ -56,7 +59,7 @@ def clean_pass(model: nn.Module, x: torch.Tensor, y: torch.Tensor, index: np.nda
             c, k = p.max(1)
             pred[sl], conf[sl], probs[sl] = k.numpy(), c.numpy(), p.numpy().astype(np.float16)
             if R:
-                passes[sl] = pass_correct(model, x[sl].to(device), y[sl].to(device), R,
+                passes[sl] = pass_correct(model, x[sl].to(device, copy=True), y[sl].to(device), R,
                                           derive_seed(opts.seed, "clean", "R", int(index[start])), device)
             bar.update(sl.stop - sl.start)
     seconds = time.perf_counter() - t0
@@ -94,16 +97,20 @@ class _Examples:
 
 
 def attack_column(model: nn.Module, attack: Attack, label: str, x: torch.Tensor, y: torch.Tensor,
-                  index: np.ndarray, targets: np.ndarray, opts: EvalOptions, desc: str, R: int = 0
-                  ) -> AttackCell:
+                  index: np.ndarray, targets: np.ndarray, opts: EvalOptions, desc: str, R: int = 0,
+                  witnessed: np.ndarray | None = None) -> AttackCell:
     """Attack the samples where ``targets`` is True; flags -1 elsewhere (the caller fills known zeros). With
-    ``R``: also the correctness of each adversarial image in ``R`` further seeded passes (``passes``)."""
+    ``R``: also the correctness of each adversarial image in ``R`` further seeded passes (``passes``). Every
+    image it fools keeps a witness (:mod:`honestbench.results.witnesses`) unless ``witnessed`` (a boolean mask)
+    says an earlier column already keeps one."""
     n = len(x)
     col = {"robust": np.full(n, NOT_EVALUATED, np.int8), "norm": np.full(n, np.nan, np.float32),
            "raw_norm": np.full(n, np.nan, np.float32), "pred": np.full(n, -1, np.int16),
            "conf": np.full(n, np.nan, np.float32)}
     passes = np.full((n, R), NOT_EVALUATED, np.int8) if R else None
     examples = _Examples()
+    witnesses = Witnesses()
+    skip = np.zeros(n, bool) if witnessed is None else np.asarray(witnessed, bool)
     seconds = 0.0
     with tqdm(total=int(targets.sum()), desc=desc, unit="img", leave=False, disable=not opts.progress) as bar:
         for start in range(0, n, opts.batch_size):
@@ -111,14 +118,15 @@ def attack_column(model: nn.Module, attack: Attack, label: str, x: torch.Tensor,
             sel = pos[targets[pos]]
             if len(sel):
                 seconds += _attack_block(model, attack, label, x, y, index, sel, start, opts, R, col, passes,
-                                         examples)
+                                         examples, (witnesses, skip))
                 bar.update(len(sel))
-    return AttackCell(**col, seconds=seconds, examples=examples.examples(x), passes=passes)
+    return AttackCell(**col, seconds=seconds, examples=examples.examples(x), passes=passes, witnesses=witnesses)
 
 
-def _attack_block(model, attack, label, x, y, index, sel, start, opts, R, col, passes, examples) -> float:
+def _attack_block(model, attack, label, x, y, index, sel, start, opts, R, col, passes, examples, wit) -> float:
     """Attack the images at positions ``sel`` (of the seeding block that begins at ``start``), fill their
-    entries of ``col`` / ``passes`` / ``examples``; returns the seconds the attack and its passes took."""
+    entries of ``col`` / ``passes`` / ``examples`` and the witnesses ``wit`` = (store, already-witnessed
+    mask); returns the seconds the attack and its passes took (witness selection excluded)."""
     device = opts.device
     s = derive_seed(opts.seed, label, int(index[start]))
     sel_t = torch.from_numpy(sel)
@@ -142,4 +150,9 @@ def _attack_block(model, attack, label, x, y, index, sel, start, opts, R, col, p
         col["raw_norm"][sel] = out.raw_norms.detach().float().cpu().numpy()
     col["pred"][sel], col["conf"][sel] = k.cpu().numpy(), c.cpu().numpy()
     examples.add(index[sel], xb, x_adv, k, c, ok)
+    new = np.nonzero(~ok & ~wit[1][sel])[0]
+    if len(new):
+        t = torch.from_numpy(new).to(device)
+        add_witnesses(wit[0], model, index[sel][new], xb[t], x_adv[t], yb[t], bool(R),
+                      derive_seed(opts.seed, label, "witness", int(index[start])))
     return seconds

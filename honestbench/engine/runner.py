@@ -29,6 +29,7 @@ from honestbench.engine.cascade import detect_stochastic, evaluate
 from honestbench.engine.cells import CellCache
 from honestbench.engine.describe import describe_run, suite_record
 from honestbench.engine.options import EvalOptions
+from honestbench.engine.probe import PROBE_IMAGES, preflight
 from honestbench.engine.shards import shard_of
 from honestbench.engine.world import World, join
 from honestbench.results import (
@@ -45,6 +46,7 @@ from honestbench.results import (
     write_records,
 )
 from honestbench.suites import Suite, model_suite
+from honestbench.suites.masking import masking_suite
 from honestbench.zoo.source import ModelFacts, ModelSource
 
 #: after_model(model record, model, matrix, run): once a model's matrix is saved
@@ -104,8 +106,11 @@ def run_models(
                 raise
             log(f"note: skipping {source.name}: {e}")
             continue
-        model = model.to(opts.device)
-        matrix, record = _evaluate_model(source, model, suite, data, out, opts, world)
+        model, pre = preflight(model.to(opts.device), data.x[:PROBE_IMAGES].to(opts.device),
+                               data.y[:PROBE_IMAGES].to(opts.device), source.name)
+        for note in pre.notes:  # a model that fights the harness: named, then evaluated anyway
+            log(f"note: {note}")
+        matrix, record = _evaluate_model(source, model, suite, data, out, opts, world, pre.record())
         if matrix is None:  # another torchrun rank: rank 0 holds the merged matrix
             continue
         if after_model is not None:
@@ -119,13 +124,14 @@ def run_models(
 
 
 def _evaluate_model(source: ModelSource, model: nn.Module, suite: Suite, data, out: Path, opts: EvalOptions,
-                    world: World) -> tuple[Matrix | None, ModelRecord]:
-    """One model's matrix under its own suite, written to ``DIR/matrices`` (None on a torchrun rank > 0),
-    and its record (``model.json``)."""
+                    world: World, preflight_found: dict | None = None) -> tuple[Matrix | None, ModelRecord]:
+    """One model's matrix under its own suite (plus the masking columns when the preflight found masked
+    gradients), written to ``DIR/matrices`` (None on a torchrun rank > 0), and its record (``model.json``)."""
     name, facts = source.name, source.facts
     stochastic = bool(facts.stochastic) or detect_stochastic(model, data.x, opts.device, opts.seed)
     msuite = model_suite(suite, stochastic, name, data.name)  # this model's flavour of the suite
-    record = ModelRecord(name, facts, suite_record(msuite))
+    msuite = masking_suite(msuite, preflight_found, name, data.name)  # + BPDA / Square / transfer if masked
+    record = ModelRecord(name, facts, suite_record(msuite), preflight_found)
     write_model_record(out, record)
     key = {"checkpoint_sha256": facts.checkpoint_sha256, "dataset": data.name, "data_sha256": data.source_sha256}
 

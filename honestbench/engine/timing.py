@@ -28,14 +28,14 @@ def inference_ms(
 
     k = min(8, len(x))
     with frozen_eval(model), torch.inference_mode(), seeded_rng(seed, device):
-        model(x[:1].to(device))
+        model(x[:1].to(device, copy=True))
         singles: list[float] = []
         for i in range(k):
             if len(singles) >= 2 and sum(singles) > B1_BUDGET_S:
                 break  # a slow (or oversubscribed) model: enough samples for an indicative median
             sync()
             t0 = time.perf_counter()
-            model(x[i:i + 1].to(device))
+            model(x[i:i + 1].to(device, copy=True))
             sync()
             singles.append(time.perf_counter() - t0)
         b1 = float(np.median(singles)) * 1000

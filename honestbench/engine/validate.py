@@ -38,7 +38,8 @@ def prepared(model: nn.Module, name: str = "model", warn: list[str] | None = Non
     """``model`` in eval mode with every parameter frozen for the ``with`` block; its mode and each
     parameter's ``requires_grad`` are restored afterwards. Appends a warning to ``warn`` for each change."""
     was_training = model.training
-    grads = [p for p in model.parameters() if p.requires_grad]
+    grads = [p for p in model.parameters()  # lazy parameters: materialised and frozen by the preflight
+             if p.requires_grad and not isinstance(p, nn.parameter.UninitializedParameter)]
     if warn is not None and was_training:
         warn.append(f"model {name!r} was in train mode: evaluated in eval mode (call model.eval() to silence this)")
     if warn is not None and grads:

@@ -17,6 +17,7 @@ from honestbench import report
 from honestbench.core.errors import BenchError
 from honestbench.data import load_eval
 from honestbench.diagnostics import ALWAYS_CHECKS, apply_warnings, record_flags
+from honestbench.diagnostics.preflight import preflight_flags, preflight_record
 from honestbench.engine.options import EvalOptions
 from honestbench.engine.runner import run_models
 from honestbench.engine.world import World, join
@@ -74,7 +75,10 @@ def annotate_records(out: Path, name: str, rows: list[dict]) -> dict:
     with eps, per-sample aggregates) on one model's rows, then its saved ``--diagnose`` flags
     (:func:`honestbench.pipeline.diagnose.apply_saved`); returns what the run's ``diagnostics`` keeps of them."""
     apply_warnings(rows, record_flags(rows, only=ALWAYS_CHECKS))
-    return {"record_checks": list(ALWAYS_CHECKS), **(apply_saved(out, name, rows) or {})}
+    pre = preflight_record(out, name)  # what the preflight found before the attacks (honestbench.engine.probe)
+    apply_warnings(rows, preflight_flags(name, pre))
+    return {"record_checks": list(ALWAYS_CHECKS), **({"preflight": pre["flags"]} if pre.get("flags") else {}),
+            **(apply_saved(out, name, rows) or {})}
 
 
 def run_bench(models: str, suite: str | Suite | None, options: EvalOptions, *, n: int | None = None,

@@ -117,15 +117,18 @@ class RunInfo:
 
 @dataclass(frozen=True)
 class ModelRecord:
-    """``cells/<model>/model.json``: the model's ``name``, its :class:`~honestbench.zoo.source.ModelFacts` and
-    the suite it was measured with."""
+    """``cells/<model>/model.json``: the model's ``name``, its :class:`~honestbench.zoo.source.ModelFacts`, the
+    suite it was measured with and what the preflight found."""
 
     name: str
     facts: ModelFacts = field(default_factory=ModelFacts)
     suite: SuiteRecord | None = None
+    preflight: dict | None = None  # what the checks before the attacks found (honestbench.engine.probe)
 
     def to_json(self) -> dict[str, Any]:
         out = {"name": self.name, **self.facts.to_json()}
+        if self.preflight is not None:
+            out["preflight"] = self.preflight
         if self.suite is not None:
             out["suite"] = self.suite.to_json()
         return out
@@ -134,7 +137,7 @@ class ModelRecord:
     def from_json(cls, data: dict[str, Any]) -> ModelRecord:
         suite = data.get("suite")
         return cls(str(data.get("name")), ModelFacts.from_json(data),
-                   SuiteRecord.from_json(suite) if suite else None)
+                   SuiteRecord.from_json(suite) if suite else None, data.get("preflight"))
 
 
 def write_model_record(out: str | Path, record: ModelRecord) -> None:

@@ -194,10 +194,13 @@ def _load_builder_card(card: Card) -> nn.Module:
 
 
 def freeze(model: nn.Module) -> nn.Module:
-    """``eval()`` mode and ``requires_grad=False`` on every parameter (in place); returns ``model``."""
+    """``eval()`` mode and ``requires_grad=False`` on every parameter (in place); returns ``model``. Lazy
+    (uninitialised) parameters are left alone: the run's preflight materialises and freezes them
+    (:mod:`honestbench.engine.probe`)."""
     model.eval()
     for p in model.parameters():
-        p.requires_grad_(False)
+        if not isinstance(p, nn.parameter.UninitializedParameter):
+            p.requires_grad_(False)
     return model
 
 
