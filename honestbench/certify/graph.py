@@ -118,8 +118,9 @@ def _module_op(m: nn.Module, name: str) -> ops.Op:
     raise _refuse(where)
 
 
-class _AdaptiveAvg(ops.AvgPool2d):
-    """AdaptiveAvgPool2d whose windows are uniform (input size a multiple of the output size)."""
+class _Adaptive:
+    """An adaptive pooling step whose windows are uniform (input size a multiple of the output size): the
+    pooling op of its base class with kernel = stride = input size // output size, fixed per input shape."""
 
     def __init__(self, size, where: str):
         self.size, self.where = nn.modules.utils._pair(size), where
@@ -140,22 +141,12 @@ class _AdaptiveAvg(ops.AvgPool2d):
         return super().interval(b)
 
 
-class _AdaptiveMax(ops.MaxPool2d):
-    """AdaptiveMaxPool2d whose windows are uniform (input size a multiple of the output size)."""
+class _AdaptiveAvg(_Adaptive, ops.AvgPool2d):
+    """AdaptiveAvgPool2d with uniform windows."""
 
-    def __init__(self, size, where: str):
-        self.size, self.where = nn.modules.utils._pair(size), where
-        super().__init__((1, 1), (1, 1), (0, 0))
 
-    _fix = _AdaptiveAvg._fix
-
-    def forward(self, x):
-        self._fix(x.shape)
-        return super().forward(x)
-
-    def interval(self, b):
-        self._fix(b[0].shape)
-        return super().interval(b)
+class _AdaptiveMax(_Adaptive, ops.MaxPool2d):
+    """AdaptiveMaxPool2d with uniform windows."""
 
 
 def _const(v: object) -> bool:

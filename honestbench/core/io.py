@@ -34,6 +34,19 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+_sha_cache: dict[tuple[str, float, int], str] = {}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """:func:`sha256_file` of ``path``, computed once per (path, mtime, size) in this process (a changed file
+    is hashed again)."""
+    st = os.stat(path)
+    key = (str(path), st.st_mtime, st.st_size)
+    if key not in _sha_cache:
+        _sha_cache[key] = sha256_file(path)
+    return _sha_cache[key]
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, mode: str = "w") -> Iterator:
     """Open a temp file beside ``path`` and rename it over ``path`` only if the block succeeds.

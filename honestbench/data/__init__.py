@@ -25,9 +25,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from honestbench.core.errors import DataError
-from honestbench.core.io import cache_dir
+from honestbench.core.io import cache_dir, file_sha256
 from honestbench.data import tvformat
-from honestbench.data.files import data_dir, file_sha256, find_file, where_searched
+from honestbench.data.files import data_dir, find_file, where_searched
 
 __all__ = ["CIFAR10_CLASSES", "DATASETS", "EXACT_FILE", "SHIPPED_SHA256", "SOURCES", "TRAIN_JPEG_FILE", "EvalSet",
            "TrainSet", "data_dir", "input_shape", "load_eval", "load_train"]

@@ -16,13 +16,12 @@ import urllib.request
 from pathlib import Path
 
 from honestbench.core.errors import DataError
-from honestbench.core.io import cache_dir, sha256_file, source_checkout
+from honestbench.core.io import cache_dir, source_checkout
 
 DATA_ENV = "BENCH_DATA_DIR"
 OFFLINE_ENV = "BENCH_OFFLINE"
 #: seconds a download may wait for the server before it counts as offline
 TIMEOUT_S = 30.0
-_verified: dict[tuple[str, float, int], str] = {}
 
 
 def _checkout_data() -> Path | None:
@@ -65,14 +64,6 @@ def where_searched() -> str:
         return f"{DATA_ENV} ({data_dir()}) or the cache ({cache})"
     return f"the cache ({cache}; {DATA_ENV} unset)"
 
-
-def file_sha256(path: Path) -> str:
-    """sha256 of ``path``, computed once per (path, mtime, size) in this process."""
-    st = path.stat()
-    key = (str(path), st.st_mtime, st.st_size)
-    if key not in _verified:
-        _verified[key] = sha256_file(path)
-    return _verified[key]
 
 
 def offline() -> bool:

@@ -29,6 +29,7 @@ from torch import nn
 
 from honestbench import zoo
 from honestbench.core.errors import BenchError
+from honestbench.core.io import file_sha256
 from honestbench.core.threads import resolve_device
 from honestbench.data import load_eval
 from honestbench.engine.cascade import evaluate
@@ -37,7 +38,6 @@ from honestbench.engine.options import EvalOptions
 from honestbench.engine.stochastic import R_DEFAULT
 from honestbench.results import RunInfo, read_model_record, read_run, record_rows
 from honestbench.suites import get_suite
-from honestbench.zoo.loading import file_sha256
 from honestbench.zoo.user import card_source, load_source, source_sha256
 
 TOLERANCE_SE = 3.0

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from honestbench.core.errors import ModelCardError
-from honestbench.core.io import sha256_file
+from honestbench.core.io import file_sha256
 from honestbench.data import input_shape
 from honestbench.nets import GaussianSmoothing, act_factory, build_backbone, layer_factories
 from honestbench.nets.fast import optimize_for_inference
@@ -22,7 +22,6 @@ from honestbench.zoo.builders import call_builder, with_normalize
 from honestbench.zoo.cards import Card, get_card
 from honestbench.zoo.fetch import fetch_checkpoint
 
-_sha_cache: dict[tuple[str, float, int], str] = {}
 _warned_unchecked: set[str] = set()
 
 
@@ -57,14 +56,6 @@ def _backbone_kwargs(card: Card) -> dict[str, object]:
             kw.setdefault("input_size", h)
     return kw
 
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a checkpoint file, cached per (path, mtime, size) for the process."""
-    st = path.stat()
-    key = (str(path), st.st_mtime, st.st_size)
-    if key not in _sha_cache:
-        _sha_cache[key] = sha256_file(path)
-    return _sha_cache[key]
 
 
 def load_state(path: Path, card_name: str = "") -> dict[str, torch.Tensor]:

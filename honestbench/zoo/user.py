@@ -24,9 +24,10 @@ import torch
 from torch import nn
 
 from honestbench.core.errors import ModelCardError
+from honestbench.core.io import file_sha256
 from honestbench.zoo.builders import EXPORT_SUFFIXES, SCRIPT_SUFFIXES, call_builder, load_saved_program, with_normalize
 from honestbench.zoo.cards import Card, get_card
-from honestbench.zoo.loading import file_sha256, freeze, load_card_model, load_state
+from honestbench.zoo.loading import freeze, load_card_model, load_state
 from honestbench.zoo.source import ModelFacts, ModelSource
 
 #: seed under which a builder runs, so that a model without weights is the same random model every time
