@@ -1,31 +1,28 @@
 """Cross-check of ``bench``'s AutoAttack against the reference implementation (Croce & Hein, PyPI
 ``pyautoattack``) on a zoo model and the first N CIFAR-10 test images (issue 21, item 1).
 
-    .venv/bin/python scripts/aa_crosscheck.py --model pgd-at --n 1017 [--individual] [--out FILE.md]
+    .venv/bin/python scripts/aa_crosscheck.py --model regular --n 1017 --out results/crosscheck/aa-regular.md
+    .venv/bin/python scripts/aa_crosscheck.py --model pgd-at --n 1017 \\
+        --reference results/crosscheck/aa-cost-pgd-at.json --out results/crosscheck/aa-pgd-at.md
 
 Both run the standard flavour at L-inf 8/255 (APGD-CE, APGD-T, FAB-T, Square 5,000 queries; 100 iterations) as
-a cascade on the same images; the table gives each one's robust accuracy, the images on which they disagree
-(robust for one, broken by the other) and the wall times. With ``--individual`` every component also runs
-alone on every clean-correct image, in both implementations, so a difference is traced to its component. The
-bar (the issue's): robust accuracy within 0.5 pp. Pixels in [0, 1]; eps in the same units.
+a cascade on the same images. Ours runs as ``bench run`` runs it: ``create_attack('autoattack')`` on the
+model's evaluation copy (:func:`honestbench.zoo.evaluation_model`: BatchNorm folded, channels-last), batches of
+``--batch-size``; the reference on the model as a user loads it (``honestbench.load_model``), seed 0. Each
+adversarial set is judged by the model it attacked; ours is also judged by the plain model (float32 rounding
+between the two copies must flip no image). ``--reference FILE``: take the reference's per-image flags and time
+from a ``benchmarks/aa_cost.py --json`` file of the same model and N instead of running it again. The bar
+(the issue's): robust accuracy within 0.5 pp. Pixels in [0, 1]; eps in the same units.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
-#: our component name -> the reference's
-COMPONENTS = {"apgd-ce": "apgd-ce", "apgd-t": "apgd-t", "fab-t": "fab-t", "square": "square"}
 BAR_PP = 0.5
-
-
-def _robust(model, x_adv, y, device):
-    import torch
-
-    with torch.no_grad():
-        return (model(x_adv.to(device)).argmax(1).cpu() == y)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,66 +31,80 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=1017)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--individual", action="store_true", help="also each component alone, in both")
-    ap.add_argument("--out", default=None, help="also write the markdown table to this file")
+    ap.add_argument("--reference", default=None, help="reuse the reference run of a benchmarks/aa_cost.py JSON")
+    ap.add_argument("--out", default=None, help="also write the markdown table to FILE.md (and FILE.json)")
     args = ap.parse_args(argv)
 
     import torch
-    from pyautoattack import AutoAttack as Reference
 
+    from honestbench.api import load_model
     from honestbench.attacks import create_attack
     from honestbench.core.budgets import EPS_LINF
     from honestbench.core.threads import configure_threads
     from honestbench.data import load_eval
-    from honestbench.zoo import load_model
+    from honestbench.zoo import evaluation_model, get_card
 
     configure_threads()
     device = torch.device(args.device)
     data = load_eval("cifar10", args.n)
-    model = load_model(args.model, device)
     x, y = data.x, data.y
-    rows = []
+    plain, copy = load_model(args.model, device), evaluation_model(get_card(args.model), device)
 
-    def ours(components: str) -> tuple[torch.Tensor, float]:
-        attack = create_attack("autoattack", eps=EPS_LINF, components=components)
+    def robust(model, x_adv) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.cat([model(x_adv[s:s + 512].to(device)).argmax(1).cpu() for s in range(0, len(x_adv), 512)]
+                             ) == y
+
+    attack = create_attack("autoattack", eps=EPS_LINF)
+    t0 = time.perf_counter()
+    xo = torch.cat([attack(copy, x[s:s + args.batch_size].to(device), y[s:s + args.batch_size].to(device),
+                           generator=torch.Generator(device).manual_seed(s)).cpu()
+                    for s in range(0, len(x), args.batch_size)])
+    t_ours = time.perf_counter() - t0
+    ro, ro_plain = robust(copy, xo), robust(plain, xo)
+
+    if args.reference:
+        with open(args.reference) as f:
+            ref = json.load(f)
+        if (ref["model"], ref["n"]) != (args.model, args.n):
+            sys.exit(f"aa_crosscheck: {args.reference} is for {ref['model']} n={ref['n']}, not {args.model} "
+                     f"n={args.n}")
+        rr, t_ref = torch.tensor(ref["reference_robust_flags"], dtype=torch.bool), ref["reference_autoattack_seconds"]
+        ref_source = f"the reference run of `{ref.get('command', args.reference)}`"
+    else:
+        from pyautoattack import AutoAttack as Reference
+
+        runner = Reference(plain, norm="Linf", eps=EPS_LINF, version="standard", device=device, seed=0)
+        runner.verbose = False
         t0 = time.perf_counter()
-        parts = [attack(model, x[s:s + args.batch_size].to(device), y[s:s + args.batch_size].to(device),
-                        generator=torch.Generator(device).manual_seed(s)).cpu()
-                 for s in range(0, len(x), args.batch_size)]
-        return torch.cat(parts), time.perf_counter() - t0
+        xr, _ = runner.run_standard_evaluation(x, y, batch_size=args.batch_size)
+        t_ref = time.perf_counter() - t0
+        rr = robust(plain, xr)
+        ref_source = "run here"
 
-    def reference(components: list[str] | None) -> tuple[torch.Tensor, float]:
-        ref = Reference(model, norm="Linf", eps=EPS_LINF, version="standard" if components is None else "custom",
-                        attacks_to_run=components, device=device, seed=0)
-        if components is not None:  # the standard flavour's settings, fewer components
-            ref._set_version("standard")
-            ref.attacks_to_run = components
-        ref.verbose = False
-        t0 = time.perf_counter()
-        x_adv, _ = ref.run_standard_evaluation(x, y, batch_size=args.batch_size)
-        return x_adv, time.perf_counter() - t0
-
-    plan = [("standard (cascade)", ",".join(COMPONENTS), None)]
-    if args.individual:
-        plan += [(c, c, [r]) for c, r in COMPONENTS.items()]
-    for label, mine, theirs in plan:
-        xo, to = ours(mine)
-        xr, tr = reference(theirs)
-        ro, rr = _robust(model, xo, y, device), _robust(model, xr, y, device)
-        diff = 100 * (ro.float().mean() - rr.float().mean()).item()
-        rows.append(f"| {label} | {100 * ro.float().mean():.2f} % | {100 * rr.float().mean():.2f} % | {diff:+.2f} | "
-                    f"{int((ro & ~rr).sum())} / {int((rr & ~ro).sum())} | {to:.0f} s / {tr:.0f} s | "
-                    f"{'ok' if abs(diff) <= BAR_PP else 'FAIL'} |")
+    pct = lambda t: 100 * t.float().mean().item()  # noqa: E731
+    diff = pct(ro) - pct(rr)
+    result = {"model": args.model, "n": args.n, "threads": torch.get_num_threads(), "ours_robust": round(pct(ro), 2),
+              "ours_robust_judged_by_plain_model": round(pct(ro_plain), 2), "reference_robust": round(pct(rr), 2),
+              "diff_pp": round(diff, 2), "robust_only_ours": int((ro & ~rr).sum()),
+              "robust_only_reference": int((rr & ~ro).sum()), "flips_plain_vs_copy": int((ro != ro_plain).sum()),
+              "seconds_ours": round(t_ours, 1), "seconds_reference": round(t_ref, 1), "bar_pp": BAR_PP,
+              "met": abs(diff) <= BAR_PP, "reference": ref_source}
+    command = "scripts/aa_crosscheck.py " + " ".join(argv if argv is not None else sys.argv[1:])
     table = "\n".join([
-        f"AutoAttack cross-check, {args.model}, first {args.n} CIFAR-10 test images, L-inf 8/255, "
-        f"{torch.get_num_threads()} threads (`scripts/aa_crosscheck.py --model {args.model} --n {args.n}"
-        f"{' --individual' if args.individual else ''}`)", "",
-        "| run | ours robust | reference robust | ours - ref (pp) | robust only in ours / only in ref | time ours / "
-        f"ref | bar {BAR_PP} pp |", "|---|---|---|---|---|---|---|", *rows])
+        f"AutoAttack (standard, L-inf 8/255) cross-check on `{args.model}`, first {args.n} CIFAR-10 test images, "
+        f"{torch.get_num_threads()} threads. Made by `{command}`; reference: {ref_source}.", "",
+        "| ours robust | reference robust | ours - ref (pp) | robust only in ours / only in ref | ours judged by the "
+        f"plain model (flips) | time ours / ref | bar {BAR_PP} pp |", "|---|---|---|---|---|---|---|",
+        f"| {pct(ro):.2f} % | {pct(rr):.2f} % | {diff:+.2f} | {result['robust_only_ours']} / "
+        f"{result['robust_only_reference']} | {pct(ro_plain):.2f} % ({result['flips_plain_vs_copy']}) | "
+        f"{t_ours:.0f} s / {t_ref:.0f} s | {'met' if result['met'] else 'NOT met'} |"])
     print(table)
     if args.out:
         with open(args.out, "w") as f:
             f.write(table + "\n")
+        with open(args.out.removesuffix(".md") + ".json", "w") as f:
+            json.dump({**result, "command": command}, f, indent=1)
     return 0
 
 

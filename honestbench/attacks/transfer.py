@@ -15,7 +15,7 @@ from honestbench.attacks.adaptive_pgd import AdaptivePGD
 from honestbench.attacks.base import frozen_eval
 from honestbench.attacks.registry import register_attack
 from honestbench.core.errors import AttackConfigError
-from honestbench.zoo import load_card_model
+from honestbench.zoo import evaluation_model, get_card
 
 _SOURCES: dict[str, nn.Module] = {}
 _LOADED: dict[tuple[str, str], nn.Module] = {}
@@ -23,7 +23,7 @@ _LOADED: dict[tuple[str, str], nn.Module] = {}
 
 def register_transfer_source(name: str, model: nn.Module | None) -> None:
     """Make ``name`` resolve to ``model`` for ``transfer-pgd`` (an in-memory model, e.g. in tests); ``None``
-    removes it. Names not registered here are loaded from the model zoo (:func:`honestbench.zoo.load_card_model`)."""
+    removes it. Names not registered here are loaded from the model zoo (:func:`honestbench.zoo.evaluation_model`)."""
     if model is None:
         _SOURCES.pop(name, None)
     else:
@@ -42,7 +42,7 @@ def load_source(name: str, device: torch.device | str = "cpu") -> nn.Module:
         return _SOURCES[name].to(device)
     key = (name, str(torch.device(device)))
     if key not in _LOADED:
-        _LOADED[key] = load_card_model(name, device)
+        _LOADED[key] = evaluation_model(get_card(name), device)
     return _LOADED[key]
 
 

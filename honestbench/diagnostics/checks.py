@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from honestbench.diagnostics.flags import (
     ADAPTIVE,
     AUTOATTACK,
+    BINARIZATION,
     CW_FAILS,
     EARLY_STOP,
     EPS_SWEEP,
@@ -112,3 +113,13 @@ def check_gradients(zero_frac: float, nonfinite_frac: float, max_zero: float = 0
         out.append(make_flag(ZERO_GRAD, f"{pct(zero_frac)} of images have an all-zero input gradient "
                                         f"(> {pct(max_zero)})"))
     return out
+
+
+def check_binarization(fail_rate: float, tested: int, attack: str = "PGD", max_fail: float = 0.05
+                       ) -> str | None:
+    """#7 (binarization test): flag when ``attack`` missed the guaranteed adversarial point on more than
+    ``max_fail`` of the ``tested`` images."""
+    if tested and fail_rate > max_fail:
+        return make_flag(BINARIZATION, f"{attack} missed the guaranteed adversarial point on {pct(fail_rate)} of "
+                                       f"{tested} binarized images (> {pct(max_fail)})")
+    return None

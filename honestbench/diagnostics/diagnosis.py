@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from honestbench.core.budgets import EPS_LINF
+from honestbench.diagnostics.binarization import binarization_check
 from honestbench.diagnostics.checks import check_eot, check_single_step
 from honestbench.diagnostics.flags import DEFAULT_TOLERANCES, NO_EOT, Tolerances, flag_name
 from honestbench.diagnostics.measure import (
@@ -19,7 +21,7 @@ from honestbench.diagnostics.measure import (
     gradient_check,
     measure_single_vs_iterative,
 )
-from honestbench.diagnostics.plan import HEADLINE, MEASURES, needs_eot_numbers, pgd_for
+from honestbench.diagnostics.plan import HEADLINE, MEASURES, default_pgd, needs_eot_numbers, pgd_for
 from honestbench.diagnostics.records import Row, as_dicts, rows_of
 from honestbench.diagnostics.rules import record_flags
 from honestbench.engine.stochastic import is_stochastic_by_forward
@@ -59,6 +61,11 @@ def _measure(m: nn.Module, xs: torch.Tensor, ys: torch.Tensor, rows: list[Row], 
     eot_numbers = None
     if "eot" in measure and stoch and needs_eot_numbers(rows):  # else no row carries the numbers
         eot_numbers = eot_check(m, xs, ys, {**pgd, "eot": 1}, eot, R, seed)
+    if "binarization" in measure and not stoch:
+        linf = pgd_row is None or pgd_row.kernel == "pgd-linf"  # the test's ball is an L-inf one
+        f = binarization_check(m, xs, ys, e if linf else EPS_LINF, ("pgd-linf", pgd if linf else default_pgd()),
+                               seed, tol=tol)[1]
+        flags += [(at, f)] if f else []
     if "cw" in measure:
         f = cw_check(m, xs, ys, seed, tol=tol)[1]
         flags += [(HEADLINE, f)] if f else []
@@ -78,7 +85,9 @@ def diagnose(records=None, model: nn.Module | Mapping[str, nn.Module] | None = N
     ``stochastic`` (two forward passes differ), ``gradients`` (#7), ``single-step`` (#1, FGSM vs the
     records' PGD or PGD-20, every image), ``eps-sweep`` (#2), ``convergence`` (#5), ``eot`` (#6, accuracy
     without and with ``eot`` passes; only for stochastic models whose records have a gradient attack with
-    eot = 1, the row whose flag carries the numbers), and ``cw`` (#3, not by default: slow). For a time
+    eot = 1, the row whose flag carries the numbers), ``binarization`` (#7, the binarization test of the records'
+    PGD L-inf on a deterministic model, :mod:`~honestbench.diagnostics.binarization`) and ``cw`` (#3, not by
+    default: slow). For a time
     budget see :func:`honestbench.diagnostics.plan_measures`.
     ``eps``: the budget of the measurements (default: the records' PGD eps, else 8/255). A stochastic model's
     accuracies are means over ``R`` passes. Model-level flags go on the ``worst-case`` row; flags about one

@@ -12,9 +12,9 @@ from honestbench.diagnostics.records import Row, as_dicts, rows_of
 from honestbench.diagnostics.rules import kernels
 
 #: the measured checks :func:`honestbench.diagnostics.diagnose` runs by default ("cw" is slow: only on request)
-MEASURES = ("stochastic", "gradients", "single-step", "eps-sweep", "convergence", "eot")
+MEASURES = ("stochastic", "gradients", "single-step", "eps-sweep", "convergence", "eot", "binarization")
 #: the order in which :func:`plan_measures` keeps measurements under a time budget (most telling first)
-PRIORITY = ("stochastic", "gradients", "eot", "single-step", "eps-sweep", "convergence", "cw")
+PRIORITY = ("stochastic", "gradients", "eot", "binarization", "single-step", "eps-sweep", "convergence", "cw")
 #: the L-inf budgets of the eps-sweep check (#2)
 EPS_SWEEP_DEFAULT = (EPS_LINF, 0.1, 0.25, 0.5)
 HEADLINE = "worst-case"  # the row that carries model-level flags
@@ -60,6 +60,8 @@ def measure_passes(records=None, name: str | None = None, stochastic: bool = Fal
         "convergence": pgd_eot * steps * restarts * 5 + 3 * preds,
         "cw": 9 * 100.0,
     }
+    if not stochastic:  # the binarization test: 40 images, one attack and 65 forward passes each, batch 1
+        cost["binarization"] = 0.5 * (pgd_eot * steps * restarts + 25)
     if stochastic and needs_eot_numbers(rows):
         cost["eot"] = steps * (1 + eot) + 2 * preds
     return cost

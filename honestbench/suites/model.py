@@ -40,7 +40,9 @@ def model_suite(suite: Suite, stochastic: bool, target: str | None = None, data:
         return suite
     if suite.policy.stochastic == "adaptive-columns":
         extra = tuple(Entry(*e) for e in stochastic_additions(target, data=data, **suite.params))
-        suite = dataclasses.replace(suite, entries=suite.entries + extra,
+        by_label = {e.label: e for e in extra}  # AutoAttack: the rand flavour takes the standard one's place
+        entries = tuple(by_label.pop(e.label, e) for e in suite.entries) + tuple(by_label.values())
+        suite = dataclasses.replace(suite, entries=entries,
                                     description=suite.description + "; for stochastic models also "
                                     + ADAPTIVE_DESCRIPTION[0].lower() + ADAPTIVE_DESCRIPTION[1:])
     elif not any(e.attack in names_with_role("adaptive") for e in suite.entries):

@@ -34,8 +34,8 @@ from honestbench.zoo.cards import (
 )
 
 #: names of :mod:`honestbench.zoo.loading` (torch) served by :func:`__getattr__` on first use
-_LOADING = ("build_model", "checked_checkpoint", "clean_accuracy", "file_sha256", "freeze", "load_card_model",
-            "load_state")
+_LOADING = ("build_model", "checked_checkpoint", "clean_accuracy", "evaluation_model", "file_sha256", "freeze",
+            "load_card_model", "load_state")
 
 __all__ = ["MODELS_DIR", "ZOO_ORDER", "Card", "card_names", "get_card", "list_cards", "parse_card",
            "resolve_checkpoint", "select_cards", "user_models_dir", *_LOADING]

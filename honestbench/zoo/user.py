@@ -27,7 +27,7 @@ from honestbench.core.errors import ModelCardError
 from honestbench.core.io import file_sha256
 from honestbench.zoo.builders import EXPORT_SUFFIXES, SCRIPT_SUFFIXES, call_builder, load_saved_program, with_normalize
 from honestbench.zoo.cards import Card, get_card
-from honestbench.zoo.loading import freeze, load_card_model, load_state
+from honestbench.zoo.loading import evaluation_model, freeze, load_card_model, load_state
 from honestbench.zoo.source import ModelFacts, ModelSource
 
 #: seed under which a builder runs, so that a model without weights is the same random model every time
@@ -66,7 +66,7 @@ def _absolute(target: str) -> str:
 
 
 def card_source(card: Card) -> ModelSource:
-    """A zoo or user card as a :class:`ModelSource` (loaded with :func:`honestbench.zoo.loading.load_card_model`): its
+    """A zoo or user card as a :class:`ModelSource` (loaded with :func:`honestbench.zoo.loading.evaluation_model`): its
     checkpoint's sha256 (a user's card without one: the file's), stochastic flag, description, data and
     source; a user's card also its ``paper``, ``venue``, ``reported`` and ``num_classes``."""
     sha = card.sha256
@@ -76,7 +76,7 @@ def card_source(card: Card) -> ModelSource:
              if card.user and getattr(card, k)}
     facts = ModelFacts(sha, bool(card.stochastic), card.description, card.data, card.source, **extra,
                        training=card.training or None)
-    return ModelSource(card.name, lambda device: load_card_model(card, device), facts, card)
+    return ModelSource(card.name, lambda device: evaluation_model(card, device), facts, card)
 
 
 def resolve(text: str, normalize: Mapping | None = None, models_dir: str | os.PathLike | None = None) -> ModelSource:
@@ -117,7 +117,7 @@ def load_source(source: Mapping, device: torch.device | str = "cpu") -> nn.Modul
     """The model a record's ``source`` names (``zoo``, ``card`` or ``spec`` [+ ``weights``, ``normalize``]),
     eval mode, parameters frozen, on ``device``."""
     if "zoo" in source or "card" in source:
-        return load_card_model(get_card(source.get("card") or source["zoo"]), device)
+        return evaluation_model(get_card(source.get("card") or source["zoo"]), device)
     spec = str(source["spec"])
     if ":" in spec and not Path(spec).is_file():
         with torch.random.fork_rng(devices=[]):
