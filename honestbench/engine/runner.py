@@ -32,6 +32,7 @@ from honestbench.engine.options import EvalOptions
 from honestbench.engine.probe import PROBE_IMAGES, preflight
 from honestbench.engine.shards import shard_of
 from honestbench.engine.world import World, join
+from honestbench.nets.fast import INFERENCE_COPY
 from honestbench.results import (
     RUN_KEYS,
     Matrix,
@@ -128,12 +129,15 @@ def _evaluate_model(source: ModelSource, model: nn.Module, suite: Suite, data, o
     """One model's matrix under its own suite (plus the masking columns when the preflight found masked
     gradients), written to ``DIR/matrices`` (None on a torchrun rank > 0), and its record (``model.json``)."""
     name, facts = source.name, source.facts
+    if getattr(model, "inference_optimized", False):  # honestbench.zoo.evaluation_model's copy
+        facts = replace(facts, evaluated_as=INFERENCE_COPY)
     stochastic = bool(facts.stochastic) or detect_stochastic(model, data.x, opts.device, opts.seed)
     msuite = model_suite(suite, stochastic, name, data.name)  # this model's flavour of the suite
     msuite = masking_suite(msuite, preflight_found, name, data.name)  # + BPDA / Square / transfer if masked
     record = ModelRecord(name, facts, suite_record(msuite), preflight_found)
     write_model_record(out, record)
-    key = {"checkpoint_sha256": facts.checkpoint_sha256, "dataset": data.name, "data_sha256": data.source_sha256}
+    key = {"checkpoint_sha256": facts.checkpoint_sha256, "dataset": data.name, "data_sha256": data.source_sha256,
+           **({"evaluated_as": facts.evaluated_as} if facts.evaluated_as else {})}
 
     def run(x: torch.Tensor, y: torch.Tensor, *, index, cache: CellCache, progress: bool | None = None) -> Matrix:
         o = opts if progress is None else replace(opts, progress=progress)

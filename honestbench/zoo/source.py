@@ -23,7 +23,9 @@ class ModelFacts:
     ``data`` (its dataset), ``source`` (how ``bench check`` rebuilds it: ``{"zoo": name}``, ``{"card": path}``
     or ``{"spec": ..., "weights": ..., "normalize": ...}``) and a user card's ``paper``, ``venue``,
     ``reported`` (accuracies its authors report) and ``num_classes``; ``training`` marks an incompletely
-    trained card (:attr:`~honestbench.zoo.cards.Card.training`). Unset (None) facts are not written."""
+    trained card (:attr:`~honestbench.zoo.cards.Card.training`); ``evaluated_as`` says what was attacked when it
+    was not the model as built (:func:`honestbench.zoo.loading.evaluation_model`'s inference copy). Unset
+    (None) facts are not written."""
 
     checkpoint_sha256: str = ""
     stochastic: bool | None = None
@@ -35,6 +37,7 @@ class ModelFacts:
     reported: dict | None = None
     num_classes: int | None = None
     training: str | None = None  # '2/30 epochs' for a card trained for fewer epochs than its recipe
+    evaluated_as: str | None = None  # what was attacked when it was not the model as built (its inference copy)
 
     def to_json(self) -> dict[str, Any]:
         """The facts as JSON-able data, in field order, unset ones left out."""

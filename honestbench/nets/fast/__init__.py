@@ -11,7 +11,8 @@ faster operations; stochastic layers keep their random variables and distributio
 
 from honestbench.nets.fast import lwta_ext
 from honestbench.nets.fast.folding import fold_batchnorm
-from honestbench.nets.fast.inference import optimize_for_inference, trace_for_inference
+from honestbench.nets.fast.inference import INFERENCE_COPY, optimize_for_inference, trace_for_inference
 from honestbench.nets.fast.lwta_ext import use_fused_kernel
 
-__all__ = ["fold_batchnorm", "lwta_ext", "optimize_for_inference", "trace_for_inference", "use_fused_kernel"]
+__all__ = ["INFERENCE_COPY", "fold_batchnorm", "lwta_ext", "optimize_for_inference", "trace_for_inference",
+           "use_fused_kernel"]

@@ -29,6 +29,10 @@ from honestbench.nets.fast.folding import fold_batchnorm
 from honestbench.nets.fast.lwta_ext import use_fused_kernel
 from honestbench.nets.layers.stochastic import StochasticLayer
 
+#: what the records say of a model attacked as its :func:`optimize_for_inference` copy
+INFERENCE_COPY = ("inference copy: BatchNorm folded into the convolutions, channels-last weights (the same "
+                  "function up to float32 rounding)")
+
 
 def _refuse_training(module: nn.Module, args: tuple) -> None:
     if module.training:
