@@ -147,6 +147,22 @@ def test_load_model_fast(tmp_path):
     assert getattr(fast, "inference_optimized", False) and not hasattr(slow, "inference_optimized")
 
 
+def test_evaluation_model_is_the_folded_copy_of_deterministic_zoo_models_only():
+    """bench run attacks a deterministic zoo model with BatchNorm as its inference copy (same logits and input
+    gradients up to float32 rounding: 1e-4 on logits of order 10); stochastic and certifiable models as built."""
+    from honestbench import zoo
+
+    x = torch.rand(4, 3, 32, 32)
+    for name, folded in (("regular", True), ("pni", False), ("ibp-cnn-2", False)):
+        card = zoo.get_card(name)
+        model = zoo.evaluation_model(card)
+        assert getattr(model, "inference_optimized", False) == folded, name
+    plain, copy_ = zoo.load_card_model("pgd-at"), zoo.evaluation_model(zoo.get_card("pgd-at"))
+    xs = [x.clone().requires_grad_(True) for _ in range(2)]
+    grads = [torch.autograd.grad(m(v).logsumexp(1).sum(), v)[0] for m, v in zip((plain, copy_), xs, strict=True)]
+    assert torch.allclose(plain(x), copy_(x), atol=1e-4) and torch.allclose(*grads, atol=1e-5)
+
+
 @pytest.mark.parametrize("builder", [
     lambda: SmallCNN(),
     lambda: WideResNet(depth=10, width=1, act=act_factory("lwta", U=2)),
