@@ -222,7 +222,7 @@ def test_run_command_end_to_end(tiny, tmp_path, monkeypatch, capsys):
 
     cards = [FakeCard("a"), FakeCard("b"), FakeCard("untrained", trained=False)]
     monkeypatch.setattr(cards_mod, "list_cards", lambda pattern="*", **dirs: cards)
-    monkeypatch.setattr(user_mod, "load_card_model", lambda card, device="cpu": tiny)
+    monkeypatch.setattr(user_mod, "evaluation_model", lambda card, device="cpu": tiny)
     rc = main(["run", "--dataset", "digits", "--n", "48", "--out", str(tmp_path), "--quiet",
                "--batch-size", "32"])
     captured = capsys.readouterr()
@@ -247,7 +247,7 @@ def test_run_command_passes_sets_r(tiny, tmp_path, monkeypatch, capsys):
     assert cli.PASSES_DEFAULT == R_DEFAULT
     cards = [FakeCard("noisy", stochastic=True), FakeCard("plain")]
     monkeypatch.setattr(cards_mod, "list_cards", lambda pattern="*", **dirs: cards)
-    monkeypatch.setattr(user_mod, "load_card_model",
+    monkeypatch.setattr(user_mod, "evaluation_model",
                         lambda card, device="cpu": NoisyNet(tiny) if card.stochastic else tiny)
     rc = cli.main(["run", "--data", "digits", "--suite", "ci", "--n", "32", "--passes", "3", "--out", str(tmp_path),
                    "--quiet", "--no-report"])

@@ -104,6 +104,7 @@ def test_report_redraws_without_running_anything(runs, monkeypatch, tmp_path):
     monkeypatch.setattr(engine, "evaluate", forbidden)
     monkeypatch.setattr(runner, "evaluate", forbidden)
     monkeypatch.setattr(zoo, "load_card_model", forbidden)
+    monkeypatch.setattr(zoo, "evaluation_model", forbidden)
     board = (src / "leaderboard.html").read_text().replace(str(src), str(out))
     (out / "leaderboard.html").unlink()
     assert main(["report", str(out)]) == 0
