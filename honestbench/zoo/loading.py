@@ -174,9 +174,9 @@ def load_card_model(name_or_card: str | Card, device: str | torch.device = "cpu"
 def evaluation_model(card: Card, device: str | torch.device = "cpu") -> nn.Module:
     """The model ``bench run``, ``bench check`` and ``bench verify`` evaluate for ``card``: a deterministic zoo
     model with BatchNorm to fold is evaluated as its inference copy (:func:`load_card_model` with ``fast``:
-    BN folded into the convs, channels-last weights on a CPU; the same function up to float32 rounding, about
-    1.4x faster forward and input-gradient passes on a CPU, measured in ``results/crosscheck/aa-cost.md``);
-    every other card (stochastic, certifiable or a user's) as it is."""
+    BN folded into the convs, channels-last weights on a CPU; the same function up to float32 rounding, with
+    faster forward+backward passes, which ``bench speed`` times); every other card (stochastic, certifiable or
+    a user's) as it is."""
     model = load_card_model(card, device)
     if card.user or card.stochastic or card.builder:
         return model
