@@ -95,7 +95,7 @@ def binarization_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: 
     default PGD-20 L-inf; its eps is forced to ``eps``): ``((fail rate, testable images), flag or None)``.
     Seeded; the caller's RNG is untouched."""
     name, params = attack or ("pgd-linf", default_pgd(eps))
-    params = {**params, "eps": eps}
+    attack_ = create_attack(name, **{**params, "eps": eps})
     with torch.no_grad(), seeded_rng(seed, x.device):
         ok = model(x).argmax(1) == y
     gen = torch.Generator(device=x.device).manual_seed(seed)
@@ -107,7 +107,7 @@ def binarization_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: 
             continue
         target = torch.zeros(1, dtype=torch.long, device=x.device)
         with seeded_rng(seed + i, x.device):
-            x_adv = create_attack(name, **params)(binary, xi, target, generator=gen)
+            x_adv = attack_(binary, xi, target, generator=gen)
             with torch.no_grad():
                 passed = bool(binary(x_adv)[0, 1] > 0)
         tested += 1
