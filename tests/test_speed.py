@@ -203,7 +203,7 @@ def test_bad_archs_and_precision_are_one_line_errors(capsys):
 
 
 def test_bf16_autocast_runs_the_model_in_bf16(tiny_digits_model, digits_eval):
-    from honestbench.devtools.speed.precision import AutocastForward, autocast
+    from honestbench.core.precision import AutocastForward, autocast
 
     x = digits_eval[0][:8]
     with torch.no_grad():

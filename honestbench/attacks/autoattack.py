@@ -11,8 +11,19 @@ Faithfulness: ``steps`` (APGD and FAB iterations) defaults to 100, the reference
 (fra31/auto-attack). ``torchattacks.AutoAttack`` itself leaves its components at their own default of 10
 iterations, a weaker attack than the one the papers report, so the ensemble is assembled here from
 ``torchattacks.APGD/APGDT/FAB/Square`` with the reference settings (and the same order, seeds and early exit
-through ``torchattacks.MultiAttack``). ``components`` selects a subset (comma-separated; e.g. ``'apgd-ce'``
+as ``torchattacks.MultiAttack``). ``components`` selects a subset (comma-separated; e.g. ``'apgd-ce'``
 for a cheap check).
+
+Precision (``precision``): ``'fp32'``, ``'bf16'`` or ``'auto'``. ``bf16`` runs the components' forward and
+backward passes under bfloat16 autocast (:mod:`honestbench.core.precision`; images, perturbations and gradients
+stay float32); ``auto`` (the standard flavour's default) means bf16 on a CPU that computes it natively
+(AVX512-BF16 / AMX: about twice the passes per second of fp32) and fp32 everywhere else, and falls back to fp32
+for a model that fails under autocast or whose bf16 predictions on the clean images differ from fp32 on more
+than :data:`BF16_MAX_DISAGREE` of them. Whatever the precision, the cascade between components is judged by
+the float32 model: an image goes on to the next component unless the float32 model is fooled by what the last
+one found, so a bf16 rounding can never make a component skip an image the reference would give it, and every
+claimed break is an fp32 break (re-checked again by the harness's witness step). The rand flavour and
+``square`` stay fp32 (stochastic and user models with layers of their own).
 
 Contract with the harness: the attack runs inside our ``frozen_eval`` (model in ``eval()``, parameters
 frozen); torchattacks switches the model to ``eval()`` itself and back to training only if it was training,
@@ -36,6 +47,7 @@ from honestbench.attacks.base import Attack, project_l2_, project_linf_
 from honestbench.attacks.registry import register_attack
 from honestbench.core.budgets import EPS_L2, EPS_LINF
 from honestbench.core.errors import AttackConfigError
+from honestbench.core.precision import PRECISIONS, AutocastForward, native_bf16
 from honestbench.core.rng import seeded_rng
 
 STANDARD = "apgd-ce,apgd-t,fab-t,square"
@@ -43,6 +55,8 @@ RAND = "apgd-ce,apgd-dlr"
 COMPONENTS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab-t", "square")
 DEFAULT_EPS = {"linf": EPS_LINF, "l2": EPS_L2}
 _TA_NORM = {"linf": "Linf", "l2": "L2"}
+#: ``auto`` keeps fp32 for a model whose bf16 clean predictions differ from fp32 on more than this fraction
+BF16_MAX_DISAGREE = 0.01
 
 
 def _seed_from(generator: torch.Generator) -> int:
@@ -69,6 +83,7 @@ class AutoAttack(Attack):
     n_queries: int = 5000
     eot: int = 1
     n_classes: int | None = None
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         if self.eps is None and self.norm in DEFAULT_EPS:
@@ -84,6 +99,9 @@ class AutoAttack(Attack):
         if bad or not names:
             raise AttackConfigError(f"{self.name}: unknown component {bad[0] if bad else '(none)'!r}; "
                                     f"choose from {', '.join(COMPONENTS)}")
+        if self.precision not in ("auto", *PRECISIONS):
+            raise AttackConfigError(f"{self.name}: precision must be 'auto', 'fp32' or 'bf16', got "
+                                    f"{self.precision!r}")
         if self.n_queries < 1:
             raise AttackConfigError(f"{self.name}: n_queries must be >= 1, got {self.n_queries}")
 
@@ -94,8 +112,8 @@ class AutoAttack(Attack):
         """``steps x eot`` (the cascade's ordering key; the ensemble runs last among the standard attacks)."""
         return float(self.steps * self.eot)
 
-    def build(self, model: nn.Module, n_classes: int, seed: int):
-        """The torchattacks attack object (one component, or a MultiAttack of several) on ``model``."""
+    def build(self, model: nn.Module, n_classes: int, seed: int) -> list:
+        """The torchattacks attack objects of the components, in order, on ``model``."""
         kw = {"norm": _TA_NORM[self.norm], "eps": self.eps, "seed": seed, "verbose": False}
         made = []
         for c in self.component_list():
@@ -110,7 +128,22 @@ class AutoAttack(Attack):
                                              n_classes=n_classes, **kw))
             else:
                 made.append(torchattacks.Square(model, n_queries=self.n_queries, n_restarts=1, **kw))
-        return made[0] if len(made) == 1 else torchattacks.MultiAttack(made)
+        return made
+
+    def resolved_precision(self, model: nn.Module, x: torch.Tensor) -> str:
+        """The precision the components run in on ``model`` and the clean images ``x`` (see the module
+        docstring: ``auto`` is bf16 only on native hardware and for a model that predicts alike in both)."""
+        if self.precision != "auto":
+            return self.precision
+        if not native_bf16(x.device):
+            return "fp32"
+        try:
+            with torch.no_grad():
+                fp32 = model(x).argmax(1)
+                bf16 = AutocastForward(model, "bf16")(x).argmax(1)
+        except Exception:  # noqa: BLE001 - a model with layers autocast cannot run: evaluate it in fp32
+            return "fp32"
+        return "bf16" if (fp32 != bf16).float().mean().item() <= BF16_MAX_DISAGREE else "fp32"
 
     def perturb(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator
@@ -126,9 +159,28 @@ class AutoAttack(Attack):
                     n_classes = int(model(x[:1]).shape[1])
             if n_classes < 3 and any(c in ("apgd-dlr", "apgd-t", "fab-t") for c in self.component_list()):
                 raise AttackConfigError(f"{self.name}: DLR / targeted components need >= 3 classes")
-            x_adv = self.build(model, n_classes, seed)(x, y).detach().float()
+            precision = self.resolved_precision(model, x)
+            attacked = model if precision == "fp32" else AutocastForward(model, precision)
+            x_adv = _cascade(model, self.build(attacked, n_classes, seed), x, y)
         x_adv = x_adv.contiguous()
         return project_linf_(x_adv, x, self.eps) if self.norm == "linf" else project_l2_(x_adv, x, self.eps)
+
+
+def _cascade(judge: nn.Module, components: list, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``torchattacks.MultiAttack``'s early exit with ``judge`` (the float32 model) deciding: each component
+    runs on the images no earlier one fooled, and its output is kept where ``judge`` misclassifies it (one
+    forward per component, as MultiAttack does, so a stochastic model draws the same noise)."""
+    final = x.clone()
+    fails = torch.arange(len(x), device=x.device)
+    for attack in components:
+        adv = attack(x[fails], y[fails]).detach().float()
+        with torch.no_grad():
+            wrong = judge(adv).argmax(1) != y[fails]
+        final[fails[wrong]] = adv[wrong]
+        fails = fails[~wrong]
+        if len(fails) == 0:
+            break
+    return final
 
 
 @register_attack("autoattack-rand")
@@ -141,3 +193,4 @@ class AutoAttackRand(AutoAttack):
 
     components: str = RAND
     eot: int = 20
+    precision: str = "fp32"

@@ -25,6 +25,7 @@ class Square(AutoAttack):
     roles: ClassVar[frozenset[str]] = frozenset({"adaptive"})
 
     components: str = "square"
+    precision: str = "fp32"
 
     def validate(self) -> None:
         super().validate()

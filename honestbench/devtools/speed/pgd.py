@@ -33,9 +33,9 @@ from torch import nn
 
 from honestbench.attacks import create_attack, frozen_eval, input_grad
 from honestbench.core.budgets import ALPHA_LINF, EPS_LINF
+from honestbench.core.precision import AutocastForward, autocast
 from honestbench.devtools.optional import import_art
 from honestbench.devtools.speed.options import Context, SpeedOptions
-from honestbench.devtools.speed.precision import AutocastForward, autocast
 from honestbench.devtools.speed.timing import time_interleaved
 from honestbench.nets.backbones.small_cnn import SmallCNN
 from honestbench.nets.backbones.wideresnet import WideResNet

@@ -5,14 +5,12 @@ against the :data:`BAR_PP` bar (accuracies are fractions in [0, 1]; pixels in [0
 
 bf16 is ``torch.autocast(device_type, dtype=torch.bfloat16)``: around a whole call (our PGD, the limit,
 torchattacks) or, for ART (which turns the model's outputs into numpy arrays, and numpy has no bf16), inside the
-model's forward with the logits cast back to fp32 (:class:`AutocastForward`); in both the forward and its
-backward run in bf16, the images, perturbations and input gradients stay fp32.
+model's forward with the logits cast back to fp32 (:class:`~honestbench.core.precision.AutocastForward`); in
+both the forward and its backward run in bf16, the images, perturbations and input gradients stay fp32. The
+words and the autocast live in :mod:`honestbench.core.precision`.
 """
 
 from __future__ import annotations
-
-import contextlib
-from collections.abc import Iterator
 
 import torch
 from tabulate import tabulate
@@ -21,11 +19,11 @@ from torch import nn
 from honestbench.attacks import create_attack
 from honestbench.core.budgets import ALPHA_LINF, EPS_LINF
 from honestbench.core.errors import BenchError
+from honestbench.core.precision import PRECISIONS, autocast
 from honestbench.data import load_eval
 from honestbench.devtools.speed.options import Context, SpeedOptions
 from honestbench.zoo import get_card, load_card_model
 
-PRECISIONS = ("fp32", "bf16")
 BAR_PP = 0.5  # item 4 of issue 17: bf16 robust accuracy within 0.5 percentage points of fp32
 STEPS = 10
 
@@ -41,31 +39,6 @@ def parse_words(value: str | None, choices: tuple[str, ...], flag: str) -> tuple
         raise BenchError(f"{flag} {value!r}: unknown {', '.join(bad) or '(empty)'}; use a comma-separated subset "
                          f"of {', '.join(choices)}")
     return tuple(dict.fromkeys(words))
-
-
-@contextlib.contextmanager
-def autocast(precision: str, device: torch.device) -> Iterator[None]:
-    """``torch.autocast(device.type, dtype=torch.bfloat16)`` for ``bf16``; nothing for ``fp32``."""
-    if precision == "fp32":
-        yield
-    elif precision == "bf16":
-        with torch.autocast(device.type, dtype=torch.bfloat16):
-            yield
-    else:
-        raise BenchError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
-
-
-class AutocastForward(nn.Module):
-    """``model`` whose forward runs under :func:`autocast` and returns fp32 logits (for ART, see the module
-    docstring)."""
-
-    def __init__(self, model: nn.Module, precision: str):
-        super().__init__()
-        self.model, self.precision = model, precision
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with autocast(self.precision, x.device):
-            return self.model(x).float()
 
 
 def robust_flags(model: nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str, batch_size: int = 256,
