@@ -55,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     from honestbench.results.layout import matrix_path
     from honestbench.suites import get_suite
 
+    if args.run_out and os.path.isdir(args.run_out) and os.listdir(args.run_out):
+        # the suite would resume from the cells already there and time nothing
+        print(f"error: --run-out {args.run_out} is not empty: give an empty or new folder", file=sys.stderr)
+        return 2
     configure_threads()
     device = torch.device(args.device)
     load_before = _load()
@@ -71,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     columns = {r["attack"]: (round(100 * r["accuracy"], 2), round(float(r["seconds"] or 0), 1)) for r in rows}
     load_middle = _load()
 
+    from honestbench.attacks import create_attack
+    from honestbench.zoo import evaluation_model, get_card
+
+    precision = create_attack("autoattack").resolved_precision(evaluation_model(get_card(args.model), device),
+                                                               data.x[:args.batch_size].to(device))
     model = load_model(args.model, device)
     ref = ReferenceAutoAttack(model, norm="Linf", eps=EPS_LINF, version="standard", device=device, seed=0)
     ref.verbose = False
@@ -85,14 +94,16 @@ def main(argv: list[str] | None = None) -> int:
     result = {"model": args.model, "n": args.n, "suite": args.suite, "threads": torch.get_num_threads(),
               "load_average_before_middle_after": [load_before, load_middle, _load()],
               "suite_seconds": round(suite_s, 1), "reference_autoattack_seconds": round(ref_s, 1),
-              "ratio": round(suite_s / ref_s, 3), "suite_worst_case": round(100 * worst["accuracy"], 2),
+              "ratio": round(suite_s / ref_s, 3), "suite_autoattack_precision": precision,
+              "suite_worst_case": round(100 * worst["accuracy"], 2),
               "reference_autoattack_robust": round(100 * float(ref_robust.mean()), 2),
               "robust_for_suite_broken_by_reference": only_suite, "broken_by_suite_robust_for_reference": only_ref,
               "columns_percent_seconds": columns, "reference_robust_flags": ref_robust.astype(int).tolist(),
               "command": "benchmarks/aa_cost.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     print(f"{args.model}, first {args.n} images, {torch.get_num_threads()} threads, load average "
           f"{load_before} / {load_middle} / {_load()}:")
-    print(f"  bench {args.suite} (whole suite): {suite_s:8.1f} s, worst case {result['suite_worst_case']:.2f} %")
+    print(f"  bench {args.suite} (whole suite): {suite_s:8.1f} s, worst case {result['suite_worst_case']:.2f} % "
+          f"(AutoAttack in {precision}, every break judged in fp32)")
     print(f"  reference AutoAttack alone:   {ref_s:8.1f} s, robust     {result['reference_autoattack_robust']:.2f} %")
     print(f"  ratio suite / reference: {result['ratio']:.3f} (target <= 0.75); worst case "
           f"{'<=' if worst['accuracy'] <= ref_robust.mean() + 1e-9 else '>'} AutoAttack's; per image: "

@@ -38,7 +38,7 @@ def test_fp32_cascade_is_multiattack(tiny_digits_model, digits_eval):
     ours = a(tiny_digits_model, x, y, generator=torch.Generator().manual_seed(3))
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=torch.Generator().manual_seed(3)).item())
     with seeded_rng(seed, x.device):
-        ref = torchattacks.MultiAttack(a.build(tiny_digits_model, 10, seed))(x, y)
+        ref = torchattacks.MultiAttack(list(a.build(tiny_digits_model, 10, seed).values()))(x, y)
     assert torch.equal(fooled(tiny_digits_model, ours, y), fooled(tiny_digits_model, ref, y))
     assert 0 < fooled(tiny_digits_model, ours, y).sum() < len(y)  # the budget leaves both kinds of image
 

@@ -69,7 +69,9 @@ class AutoAttack(Attack):
     """AutoAttack ensemble (standard: APGD-CE, APGD-T, FAB-T, Square) via torchattacks' components.
 
     ``eps`` None means :data:`DEFAULT_EPS` of the norm. ``eot`` > 1 averages every APGD gradient over that many
-    stochastic passes (the "rand" flavour). ``n_classes`` None reads the number of logits from one forward."""
+    stochastic passes (the "rand" flavour). ``n_classes`` None reads the number of logits from one forward.
+    After each call, ``broken_by`` (not a field: not part of the configuration) maps each component to the
+    number of that call's images it was the first to fool."""
 
     name: ClassVar[str] = "autoattack"
     description: ClassVar[str] = "AutoAttack (torchattacks components, reference settings)"
@@ -112,22 +114,22 @@ class AutoAttack(Attack):
         """``steps x eot`` (the cascade's ordering key; the ensemble runs last among the standard attacks)."""
         return float(self.steps * self.eot)
 
-    def build(self, model: nn.Module, n_classes: int, seed: int) -> list:
-        """The torchattacks attack objects of the components, in order, on ``model``."""
+    def build(self, model: nn.Module, n_classes: int, seed: int) -> dict:
+        """The torchattacks attack objects of the components on ``model``, by component name, in order."""
         kw = {"norm": _TA_NORM[self.norm], "eps": self.eps, "seed": seed, "verbose": False}
-        made = []
+        made = {}
         for c in self.component_list():
             if c in ("apgd-ce", "apgd-dlr"):
-                made.append(torchattacks.APGD(model, steps=self.steps, n_restarts=1, loss=c.split("-")[1],
-                                              eot_iter=self.eot, **kw))
+                made[c] = torchattacks.APGD(model, steps=self.steps, n_restarts=1, loss=c.split("-")[1],
+                                           eot_iter=self.eot, **kw)
             elif c == "apgd-t":
-                made.append(torchattacks.APGDT(model, steps=self.steps, n_restarts=1, eot_iter=self.eot,
-                                               n_classes=n_classes, **kw))
+                made[c] = torchattacks.APGDT(model, steps=self.steps, n_restarts=1, eot_iter=self.eot,
+                                            n_classes=n_classes, **kw)
             elif c == "fab-t":
-                made.append(torchattacks.FAB(model, steps=self.steps, n_restarts=1, multi_targeted=True,
-                                             n_classes=n_classes, **kw))
+                made[c] = torchattacks.FAB(model, steps=self.steps, n_restarts=1, multi_targeted=True,
+                                          n_classes=n_classes, **kw)
             else:
-                made.append(torchattacks.Square(model, n_queries=self.n_queries, n_restarts=1, **kw))
+                made[c] = torchattacks.Square(model, n_queries=self.n_queries, n_restarts=1, **kw)
         return made
 
     def resolved_precision(self, model: nn.Module, x: torch.Tensor) -> str:
@@ -161,26 +163,31 @@ class AutoAttack(Attack):
                 raise AttackConfigError(f"{self.name}: DLR / targeted components need >= 3 classes")
             precision = self.resolved_precision(model, x)
             attacked = model if precision == "fp32" else AutocastForward(model, precision)
-            x_adv = _cascade(model, self.build(attacked, n_classes, seed), x, y)
+            x_adv, self.broken_by = _cascade(model, self.build(attacked, n_classes, seed), x, y)
         x_adv = x_adv.contiguous()
         return project_linf_(x_adv, x, self.eps) if self.norm == "linf" else project_l2_(x_adv, x, self.eps)
 
 
-def _cascade(judge: nn.Module, components: list, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def _cascade(judge: nn.Module, components: dict, x: torch.Tensor, y: torch.Tensor
+             ) -> tuple[torch.Tensor, dict[str, int]]:
     """``torchattacks.MultiAttack``'s early exit with ``judge`` (the float32 model) deciding: each component
     runs on the images no earlier one fooled, and its output is kept where ``judge`` misclassifies it (one
-    forward per component, as MultiAttack does, so a stochastic model draws the same noise)."""
+    forward per component, as MultiAttack does, so a stochastic model draws the same noise). Returns the
+    adversarial images and, per component name, how many images it was the first to fool (clean errors
+    included: the first component "fools" them)."""
     final = x.clone()
     fails = torch.arange(len(x), device=x.device)
-    for attack in components:
+    broken = dict.fromkeys(components, 0)
+    for name, attack in components.items():
         adv = attack(x[fails], y[fails]).detach().float()
         with torch.no_grad():
             wrong = judge(adv).argmax(1) != y[fails]
         final[fails[wrong]] = adv[wrong]
         fails = fails[~wrong]
+        broken[name] = int(wrong.sum())
         if len(fails) == 0:
             break
-    return final
+    return final, broken
 
 
 @register_attack("autoattack-rand")
