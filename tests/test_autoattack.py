@@ -77,3 +77,27 @@ def test_auto_precision(tiny_digits_model, digits_eval, monkeypatch):
     assert a.resolved_precision(tiny_digits_model, x) == "fp32"
     with pytest.raises(AttackConfigError, match="precision"):
         create_attack("autoattack", precision="fp16")
+
+
+class WrongUnderAutocast(nn.Module):
+    """Right in float32, wrong under autocast (logits rolled by one class): the extreme of an image near the
+    boundary that bf16 rounding misclassifies, so every bf16 component takes it as already broken."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.inner(x)
+        return out.roll(1, dims=1) if torch.is_autocast_enabled(x.device.type) else out
+
+
+def test_images_bf16_misclassifies_run_again_in_fp32(tiny_digits_model, digits_eval):
+    x, y = digits_eval[0][:32], digits_eval[1][:32]
+    kw = {"eps": EPS, "components": CHEAP, "steps": 10, "n_queries": 50}
+    fp32 = AutoAttack(precision="fp32", **kw)(tiny_digits_model, x, y, generator=torch.Generator().manual_seed(0))
+    odd = WrongUnderAutocast(tiny_digits_model)
+    a = AutoAttack(precision="bf16", **kw)
+    bf16 = a(odd, x, y, generator=torch.Generator().manual_seed(0))
+    assert int(fooled(odd, bf16, y).sum()) == int(fooled(tiny_digits_model, fp32, y).sum()) > 0
+    assert sum(a.broken_by.values()) == int(fooled(odd, bf16, y).sum())

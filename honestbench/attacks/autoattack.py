@@ -19,7 +19,9 @@ backward passes under bfloat16 autocast (:mod:`honestbench.core.precision`; imag
 stay float32); ``auto`` (the standard flavour's default) means bf16 on a CPU that computes it natively
 (AVX512-BF16 / AMX: about twice the passes per second of fp32) and fp32 everywhere else, and falls back to fp32
 for a model that fails under autocast or whose bf16 predictions on the clean images differ from fp32 on more
-than :data:`BF16_MAX_DISAGREE` of them. Whatever the precision, the cascade between components is judged by
+than :data:`BF16_MAX_DISAGREE` of them. An image that the float32 model still classifies right after the bf16
+cascade while the bf16 model misclassifies it (near the boundary, every component takes it as already broken
+and leaves it alone) runs the cascade again in fp32. Whatever the precision, the cascade between components is judged by
 the float32 model: an image goes on to the next component unless the float32 model is fooled by what the last
 one found, so a bf16 rounding can never make a component skip an image the reference would give it, and every
 claimed break is an fp32 break (re-checked again by the harness's witness step). The rand flavour and
@@ -164,6 +166,12 @@ class AutoAttack(Attack):
             precision = self.resolved_precision(model, x)
             attacked = model if precision == "fp32" else AutocastForward(model, precision)
             x_adv, self.broken_by = _cascade(model, self.build(attacked, n_classes, seed), x, y)
+            if attacked is not model:  # images bf16 calls misclassified already: no component attacked them
+                with torch.no_grad():
+                    redo = (model(x_adv).argmax(1) == y) & (attacked(x_adv).argmax(1) != y)
+                if redo.any():
+                    x_adv[redo], again = _cascade(model, self.build(model, n_classes, seed), x[redo], y[redo])
+                    self.broken_by = {k: v + again.get(k, 0) for k, v in self.broken_by.items()}
         x_adv = x_adv.contiguous()
         return project_linf_(x_adv, x, self.eps) if self.norm == "linf" else project_l2_(x_adv, x, self.eps)
 
