@@ -50,3 +50,12 @@ class NoisyNet(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.inner(x)
         return z + self.sigma * torch.randn_like(z)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """The CPU is shared: one intra-op thread is faster here than oversubscribed threads (restored after)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

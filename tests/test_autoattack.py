@@ -19,12 +19,7 @@ EPS = 0.1  # digits pixels in [0, 1]: a budget at which the tiny CNN keeps some 
 CHEAP = "apgd-ce,apgd-t,square"  # FAB-T left out: the same cascade, seconds instead of a minute
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def fooled(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

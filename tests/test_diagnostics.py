@@ -49,13 +49,7 @@ EPS = 0.15  # digits budget where attacks separate (see the module docstring)
 
 
 # ----------------------------------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The CPU is shared: one intra-op thread is faster here than oversubscribed threads (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
